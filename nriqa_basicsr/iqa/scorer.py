@@ -1,0 +1,167 @@
+"""One way to build any pyiqa metric for scoring, losses and validation.
+
+:class:`IQAScorer` wraps a pyiqa network so that every metric behaves the same: always in eval mode, parameters
+frozen, output shape ``(B,)``, and a *quality* where higher is better (lower-better metrics such as NIQE are
+negated, or mapped through their documented score range when ``normalize=True``). Gradients reach the input
+whenever autograd is enabled by the caller; wrap calls in ``torch.no_grad()`` for plain scoring.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import torch
+from torch import nn
+
+from nriqa_basicsr.iqa.catalog import MetricInfo, get_metric_info
+from nriqa_basicsr.iqa.scores import to_quality
+from nriqa_basicsr.iqa.weights import redirect_downloads
+
+__all__ = ['IQAInputError', 'IQAScorer', 'build_scorer', 'clear_scorer_cache', 'default_device']
+
+_RANGE_TOLERANCE = 1e-4
+
+
+class IQAInputError(ValueError):
+    """An image handed to an IQA metric is not a 4-D RGB tensor in [0, 1]."""
+
+
+def default_device() -> torch.device:
+    return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+
+
+def _build_pyiqa_net(info: MetricInfo, device: torch.device, weights_path: str | None,
+                     weights_dir: str | list[str] | None, metric_opts: dict[str, Any]) -> nn.Module:
+    import pyiqa
+
+    opts = dict(metric_opts)
+    if weights_path is not None:
+        opts['pretrained_model_path'] = weights_path
+    with redirect_downloads(info.name, weights_dir):
+        try:
+            # as_loss=True: pyiqa then neither asserts the input range nor disables autograd; we do both ourselves.
+            model = pyiqa.create_metric(info.name, as_loss=True, loss_reduction='none', device=device, **opts)
+        except TypeError as exc:
+            if 'pretrained_model_path' in str(exc):
+                raise ValueError(
+                    f'IQA metric "{info.name}" does not accept weights_path (its pyiqa architecture has no '
+                    f'pretrained_model_path argument). Put its weight files, under their pyiqa file names, into a '
+                    f'weights directory (weights_dir option or NRIQA_WEIGHTS_DIR) instead.') from exc
+            raise TypeError(f'Bad option for IQA metric "{info.name}": {exc}') from exc
+    net = model.net
+    net.requires_grad_(False)
+    return net.eval()
+
+
+class IQAScorer(nn.Module):
+    """A frozen pyiqa metric returning per-image quality ``(B,)``, higher is better.
+
+    Args:
+        name: pyiqa metric name (``musiq``, ``niqe``, ``lpips`` ...).
+        mode: ``'NR'`` (no-reference, ``forward(x)``) or ``'FR'`` (full-reference, ``forward(x, ref)``).
+        device: where the metric lives; defaults to CUDA when available.
+        normalize: map scores to about [0, 1] with the metric's score range (see ``score_range``).
+        score_range: ``(low, high)`` overriding pyiqa's documented range, used by ``normalize``.
+        weights_path: explicit checkpoint file for the metric's main network.
+        weights_dir: extra directory (or list) searched first for weight files by their pyiqa file names.
+        check_range: raise :class:`IQAInputError` for inputs outside [0, 1].
+        **metric_opts: passed to the pyiqa architecture (e.g. ``pretrained=False``, ``color_space='ycbcr'``).
+    """
+
+    def __init__(self, name: str, mode: str = 'NR', device: str | torch.device | None = None,
+                 normalize: bool = False, score_range: tuple[float, float] | list[float] | None = None,
+                 weights_path: str | None = None, weights_dir: str | list[str] | None = None,
+                 check_range: bool = True, **metric_opts: Any) -> None:
+        super().__init__()
+        self.info = get_metric_info(name, mode)
+        self.device = torch.device(device) if device is not None else default_device()
+        if score_range is not None:
+            if len(score_range) != 2 or not float(score_range[1]) > float(score_range[0]):
+                raise ValueError(f'score_range for "{name}" must be [low, high] with high > low, got {score_range}.')
+            score_range = (float(score_range[0]), float(score_range[1]))
+        else:
+            score_range = self.info.score_range
+        if normalize and score_range is None:
+            raise ValueError(f'IQA metric "{name}" has no bounded score range in pyiqa, so normalize=True needs an '
+                             f'explicit score_range: [low, high].')
+        self.score_range = score_range if normalize else None
+        self.check_range = check_range
+        self.net = _build_pyiqa_net(self.info, self.device, weights_path, weights_dir, metric_opts)
+        self.eval()
+
+    @property
+    def name(self) -> str:
+        return self.info.name
+
+    @property
+    def lower_better(self) -> bool:
+        return self.info.lower_better
+
+    def train(self, mode: bool = True) -> 'IQAScorer':
+        # pyiqa nets change behaviour (random crops, crashes) in train mode; a parent's .train() must not reach them.
+        return super().train(False)
+
+    def _prepare(self, x: torch.Tensor, what: str) -> torch.Tensor:
+        if not isinstance(x, torch.Tensor) or x.dim() != 4:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise IQAInputError(f'IQA metric "{self.name}": {what} must be a 4-D tensor (B, C, H, W), got {shape}.')
+        if x.shape[1] == 1:
+            x = x.expand(-1, 3, -1, -1)  # grey images are scored as R = G = B
+        elif x.shape[1] != 3:
+            raise IQAInputError(f'IQA metric "{self.name}": {what} must have 3 (RGB) or 1 (grey) channels, '
+                                f'got {x.shape[1]}.')
+        if self.check_range and x.numel():
+            lo, hi = float(x.detach().min()), float(x.detach().max())
+            if not (lo >= -_RANGE_TOLERANCE and hi <= 1 + _RANGE_TOLERANCE):
+                raise IQAInputError(f'IQA metric "{self.name}": {what} must be RGB in [0, 1], got values in '
+                                    f'[{lo:.4g}, {hi:.4g}]. Clamp SR outputs first (NRIQALoss does this with '
+                                    f'clamp: true) or rescale 0-255 images by 1/255.')
+        return x.to(self.device, torch.float32)
+
+    def raw(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """The metric's own score, shape ``(B,)``, in pyiqa's direction and scale."""
+        x = self._prepare(x, 'input')
+        if self.info.mode == 'FR':
+            if ref is None:
+                raise IQAInputError(f'IQA metric "{self.name}" is full-reference: pass the reference image too.')
+            ref = self._prepare(ref, 'reference')
+            if ref.shape != x.shape:
+                raise IQAInputError(f'IQA metric "{self.name}": input {tuple(x.shape)} and reference '
+                                    f'{tuple(ref.shape)} must have the same shape.')
+            out = self.net(x, ref)
+        else:
+            out = self.net(x)
+        if isinstance(out, (tuple, list)):
+            out = out[0]
+        out = out.reshape(-1)
+        if out.numel() != x.shape[0]:
+            raise RuntimeError(f'IQA metric "{self.name}" returned {out.numel()} scores for a batch of {x.shape[0]}.')
+        return out.float()
+
+    def forward(self, x: torch.Tensor, ref: torch.Tensor | None = None) -> torch.Tensor:
+        """Quality ``(B,)``: higher is better; normalised to about [0, 1] when ``normalize=True``."""
+        return to_quality(self.raw(x, ref), self.info.lower_better, self.score_range)
+
+    def extra_repr(self) -> str:
+        return f'name={self.name}, mode={self.info.mode}, device={self.device}, normalized={self.score_range}'
+
+
+_CACHE: dict[str, IQAScorer] = {}
+
+
+def build_scorer(name: str, mode: str = 'NR', device: str | torch.device | None = None,
+                 **options: Any) -> IQAScorer:
+    """Return the cached :class:`IQAScorer` for ``(name, mode, device, options)``, building it once."""
+    dev = torch.device(device) if device is not None else default_device()
+    if dev.type == 'cuda' and dev.index is None:
+        dev = torch.device('cuda', torch.cuda.current_device())
+    key = json.dumps([get_metric_info(name, mode).name, mode, str(dev), options], sort_keys=True, default=str)
+    scorer = _CACHE.get(key)
+    if scorer is None:
+        scorer = _CACHE[key] = IQAScorer(name, mode=mode, device=dev, **options)
+    return scorer
+
+
+def clear_scorer_cache() -> None:
+    _CACHE.clear()

@@ -1,0 +1,214 @@
+"""Where NR/FR-IQA weight files come from, and failing fast when they are not there.
+
+pyiqa fetches every checkpoint through ``pyiqa.utils.download_util.load_file_from_url(url)``, which caches the
+file under ``$TORCH_HOME/hub/pyiqa/<basename>``. While a metric is being built we route those calls through
+:func:`resolve_weight_file`, which looks for the same basename in, in order:
+
+1. the directories given explicitly (``weights_dir`` option of a metric, loss or scorer);
+2. ``$NRIQA_WEIGHTS_DIR`` (``os.pathsep``-separated list);
+3. the project directory ``experiments/pretrained_models/iqa`` under the repository root (BasicSR convention);
+4. pyiqa's own cache.
+
+Files we can produce without a network (NIQE's LIVE pristine model, from the copy that ships inside basicsr)
+are generated into the project cache on first use. If a file is still missing and the network is unreachable
+(or ``NRIQA_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``), :class:`WeightsNotFoundError` is raised at once, naming the
+metric, the file, the directories searched and how to obtain the file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import os.path as osp
+import shutil
+import socket
+import sys
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from urllib.parse import urlparse
+
+__all__ = [
+    'WeightsNotFoundError',
+    'cache_dir',
+    'is_offline',
+    'project_weights_dir',
+    'redirect_downloads',
+    'resolve_weight_file',
+    'search_dirs',
+]
+
+_REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir, osp.pardir))
+_PYIQA_HOST = 'huggingface.co'
+
+
+class WeightsNotFoundError(FileNotFoundError):
+    """A metric's weight file is neither on disk nor downloadable."""
+
+    def __init__(self, metric: str, file_name: str, searched: Sequence[str], url: str | None, reason: str) -> None:
+        self.metric, self.file_name, self.searched, self.url = metric, file_name, list(searched), url
+        dirs = '\n'.join(f'  - {d}' for d in self.searched) or '  (none)'
+        source = url or 'the metric\'s upstream release'
+        super().__init__(
+            f'Weights for IQA metric "{metric}" not found: expected a file named "{file_name}".\n'
+            f'Searched:\n{dirs}\n'
+            f'{reason}\n'
+            f'To fix: download {source} on a connected machine and put it, with this exact file name, into one '
+            f'of the directories above (e.g. set NRIQA_WEIGHTS_DIR=/path/to/weights), or pass '
+            f'weights_path=/path/to/file for the metric\'s main checkpoint.')
+
+
+def project_weights_dir() -> str:
+    """``experiments/pretrained_models/iqa`` under the repository root."""
+    return osp.join(_REPO_ROOT, 'experiments', 'pretrained_models', 'iqa')
+
+
+def cache_dir() -> str:
+    """Writable directory for files this project generates (``$NRIQA_CACHE_DIR`` or ``~/.cache/nriqa_basicsr``)."""
+    return os.environ.get('NRIQA_CACHE_DIR') or osp.join(osp.expanduser('~'), '.cache', 'nriqa_basicsr')
+
+
+def _pyiqa_cache_dir() -> str:
+    import torch.hub
+
+    return osp.join(torch.hub.get_dir(), 'pyiqa')
+
+
+def search_dirs(extra: str | Sequence[str] | None = None) -> list[str]:
+    """Directories searched for weight files, in priority order (duplicates removed)."""
+    dirs: list[str] = []
+    if isinstance(extra, str):
+        extra = [extra]
+    dirs.extend(extra or [])
+    dirs.extend(p for p in os.environ.get('NRIQA_WEIGHTS_DIR', '').split(os.pathsep) if p)
+    dirs.extend([project_weights_dir(), _pyiqa_cache_dir()])
+    seen: dict[str, None] = {}
+    for d in dirs:
+        seen.setdefault(osp.abspath(osp.expanduser(d)), None)
+    return list(seen)
+
+
+@functools.lru_cache(maxsize=1)
+def _network_reachable() -> bool:
+    try:
+        with socket.create_connection((_PYIQA_HOST, 443), timeout=3):
+            return True
+    except OSError:
+        return False
+
+
+def is_offline() -> bool:
+    """True when downloads must not be attempted (env override, else a 3 s connectivity probe, cached)."""
+    for var in ('NRIQA_OFFLINE', 'HF_HUB_OFFLINE'):
+        if os.environ.get(var, '').strip().lower() in ('1', 'true', 'yes', 'on'):
+            return True
+    return not _network_reachable()
+
+
+def _atomic_write(path: str, write: Callable[[str], None]) -> None:
+    """Write through ``write(tmp_path)`` then rename, so a crash never leaves a half-written file."""
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix='.tmp-', suffix=osp.splitext(path)[1])
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def _generate_niqe_params(path: str) -> None:
+    """pyiqa's ``niqe_modelparameters.mat`` from basicsr's ``niqe_pris_params.npz`` (same LIVE model)."""
+    import basicsr.metrics.niqe as basicsr_niqe
+    import numpy as np
+    import scipy.io
+
+    npz = np.load(osp.join(osp.dirname(basicsr_niqe.__file__), 'niqe_pris_params.npz'))
+    params = {'mu_prisparam': npz['mu_pris_param'], 'cov_prisparam': npz['cov_pris_param']}
+    _atomic_write(path, lambda tmp: scipy.io.savemat(tmp, params))
+
+
+# basename -> generator writing that file; used when no copy is found on disk.
+_GENERATED: dict[str, Callable[[str], None]] = {'niqe_modelparameters.mat': _generate_niqe_params}
+
+
+def resolve_weight_file(
+    file_name: str,
+    metric: str,
+    extra_dirs: str | Sequence[str] | None = None,
+    url: str | None = None,
+    download: Callable[[], str] | None = None,
+) -> str:
+    """Path of ``file_name`` from the search path, generated, or downloaded; else :class:`WeightsNotFoundError`."""
+    dirs = search_dirs(extra_dirs)
+    for d in dirs:
+        candidate = osp.join(d, file_name)
+        if osp.isfile(candidate):
+            return candidate
+    if file_name in _GENERATED:
+        target = osp.join(cache_dir(), file_name)
+        if not osp.isfile(target):
+            _GENERATED[file_name](target)
+        return target
+    if download is not None and not is_offline():
+        return download()
+    raise WeightsNotFoundError(metric, file_name, dirs, url, 'The network is unreachable (or offline mode is set), '
+                               'so it cannot be downloaded.')
+
+
+@contextlib.contextmanager
+def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = None) -> Iterator[None]:
+    """Route pyiqa's weight downloads through :func:`resolve_weight_file` while building ``metric``.
+
+    pyiqa binds ``load_file_from_url`` by name in each arch module, so every loaded ``pyiqa.*`` module holding
+    the original function is patched for the duration and restored afterwards. huggingface_hub is switched to
+    offline mode too when offline, so timm backbones fail in seconds instead of retrying for ~47 s.
+    """
+    import huggingface_hub.constants as hf_constants
+    import pyiqa.utils.download_util as dl
+    import torch.hub
+
+    original = dl.load_file_from_url
+
+    def load_file_from_url(url: str, model_dir: str | None = None, progress: bool = True,
+                           file_name: str | None = None) -> str:
+        name = file_name or osp.basename(urlparse(url).path)
+        dirs = ([model_dir] if model_dir else []) + ([extra_dirs] if isinstance(extra_dirs, str) else
+                                                      list(extra_dirs or []))
+        return resolve_weight_file(name, metric, dirs, url,
+                                   download=lambda: original(url, model_dir, progress, file_name))
+
+    patched = [m for name, m in list(sys.modules.items())
+               if name.startswith('pyiqa') and m is not None and getattr(m, 'load_file_from_url', None) is original]
+    hub_download = torch.hub.download_url_to_file
+
+    def fetch_to(url: str, dst: str, *args: object, **kwargs: object) -> None:
+        # torchvision/CLIP backbones go through torch.hub directly: serve them from our search path too, and
+        # offline fail with a message naming the metric and file instead of a bare URLError.
+        name = osp.basename(urlparse(url).path)
+        dirs = search_dirs(extra_dirs)
+        for src in (osp.join(d, name) for d in dirs):
+            if osp.isfile(src):
+                _atomic_write(dst, functools.partial(shutil.copyfile, src))
+                return
+        if offline:
+            raise WeightsNotFoundError(metric, name, dirs + [osp.dirname(osp.abspath(dst))], url,
+                                       'The network is unreachable (or offline mode is set), so it cannot be '
+                                       'downloaded.')
+        hub_download(url, dst, *args, **kwargs)
+
+    offline = is_offline()
+    hf_before = hf_constants.HF_HUB_OFFLINE
+    for module in patched:
+        module.load_file_from_url = load_file_from_url
+    if offline:
+        hf_constants.HF_HUB_OFFLINE = True
+    torch.hub.download_url_to_file = fetch_to
+    try:
+        yield
+    finally:
+        for module in patched:
+            module.load_file_from_url = original
+        hf_constants.HF_HUB_OFFLINE = hf_before
+        torch.hub.download_url_to_file = hub_download

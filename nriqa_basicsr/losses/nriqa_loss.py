@@ -1,0 +1,122 @@
+"""``NRIQALoss``: minus the weighted no-reference quality of the SR output, as a BasicSR loss."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import torch
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import LOSS_REGISTRY
+from torch import nn
+
+from nriqa_basicsr.iqa import build_scorer, get_metric_info
+
+__all__ = ['NRIQALoss', 'NonFiniteScoreError']
+
+_REDUCTIONS = ('none', 'mean', 'sum')
+_NONFINITE = ('raise', 'skip')
+
+
+class NonFiniteScoreError(FloatingPointError):
+    """A metric returned NaN/inf for the SR output."""
+
+
+def _metric_weights(metrics: Any) -> dict[str, float]:
+    if isinstance(metrics, str):
+        metrics = {metrics: 1.0}
+    elif isinstance(metrics, (list, tuple)):
+        metrics = {m: 1.0 for m in metrics}
+    if not isinstance(metrics, dict) or not metrics:
+        raise ValueError(f'NRIQALoss: "metrics" must be a metric name, a list of names or a mapping '
+                         f'{{name: weight}}, got {metrics!r}.')
+    weights = {}
+    for name, weight in metrics.items():
+        get_metric_info(name, 'NR')  # unknown or full-reference names fail here, before any network is built
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
+            raise ValueError(f'NRIQALoss: weight of metric "{name}" must be a number, got {weight!r}.')
+        weights[name] = float(weight)
+    return weights
+
+
+@LOSS_REGISTRY.register()
+class NRIQALoss(nn.Module):
+    """``loss_weight · Σ_m w_m · (−quality_m(pred))``, reduced over the batch.
+
+    Qualities come from :class:`~nriqa_basicsr.iqa.IQAScorer` (higher is better for every metric; lower-better
+    metrics such as NIQE are negated, or mapped to about [0, 1] with ``normalize: true``). The metric networks
+    are frozen and in eval mode; gradients flow to ``pred`` only.
+
+    Args:
+        metrics: ``{name: weight}``, a list of names (weight 1) or one name.
+        loss_weight: overall weight.
+        reduction: ``mean`` (default), ``sum`` or ``none`` (per-sample ``(B,)``).
+        normalize: put every metric on about [0, 1] before weighting (recommended when mixing metrics).
+        clamp: clamp ``pred`` to [0, 1] before scoring (SR outputs overshoot; metrics expect [0, 1]).
+        nonfinite: ``raise`` (default) on a NaN/inf score, naming the metric; ``skip`` drops those samples
+            from the term and counts them in ``nonfinite_counts``.
+        metric_opts: ``{name: {option: value}}`` passed to each scorer (``weights_path``, ``score_range``,
+            pyiqa architecture options ...).
+        weights_dir: extra directory searched first for weight files.
+        device: where the metrics are built at start-up (default CUDA if available); inputs on another device
+            get their own cached copy.
+    """
+
+    def __init__(self, metrics: Any, loss_weight: float = 1.0, reduction: str = 'mean', normalize: bool = False,
+                 clamp: bool = True, nonfinite: str = 'raise', metric_opts: dict[str, dict] | None = None,
+                 weights_dir: str | list[str] | None = None, device: str | None = None) -> None:
+        super().__init__()
+        if reduction not in _REDUCTIONS:
+            raise ValueError(f'NRIQALoss: unsupported reduction "{reduction}"; choose one of {_REDUCTIONS}.')
+        if nonfinite not in _NONFINITE:
+            raise ValueError(f'NRIQALoss: nonfinite must be one of {_NONFINITE}, got "{nonfinite}".')
+        self.weights = _metric_weights(metrics)
+        metric_opts = dict(metric_opts or {})
+        unknown = sorted(set(metric_opts) - set(self.weights))
+        if unknown:
+            raise ValueError(f'NRIQALoss: metric_opts given for {unknown}, which are not in metrics '
+                             f'{sorted(self.weights)}.')
+        self.loss_weight = float(loss_weight)
+        self.reduction = reduction
+        self.clamp = clamp
+        self.nonfinite = nonfinite
+        self.nonfinite_counts: Counter[str] = Counter()
+        self._scorer_opts = {
+            name: {'normalize': normalize, 'weights_dir': weights_dir, **metric_opts.get(name, {})}
+            for name in self.weights
+        }
+        # Built now so that missing weights or bad options fail at start-up, not at the first iteration.
+        for name in self.weights:
+            self._scorer(name, device)
+
+    def _scorer(self, name: str, device: torch.device | str | None):
+        # Scorers live in a process-wide cache, not as submodules: they must stay out of optimisers, DDP wrappers
+        # and state dicts, and `.to()`/`.train()` on this loss must not reach them.
+        return build_scorer(name, 'NR', device, **self._scorer_opts[name])
+
+    def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
+        x = pred.clamp(0, 1) if self.clamp else pred
+        total = pred.new_zeros(pred.shape[0], dtype=torch.float32)
+        for name, weight in self.weights.items():
+            quality = self._scorer(name, pred.device)(x).to(pred.device)
+            finite = torch.isfinite(quality)
+            if not bool(finite.all()):
+                bad = int((~finite).sum())
+                if self.nonfinite == 'raise':
+                    raise NonFiniteScoreError(
+                        f'NRIQALoss: metric "{name}" returned a non-finite score for {bad} of {quality.numel()} '
+                        f'images. Set nonfinite: skip to drop such samples, or check the SR output for NaN/inf.')
+                self.nonfinite_counts[name] += bad
+                get_root_logger().warning(f'NRIQALoss: skipped {bad} non-finite "{name}" score(s) '
+                                          f'({self.nonfinite_counts[name]} so far).')
+                quality = torch.where(finite, quality, torch.zeros_like(quality))
+            total = total - weight * quality
+        total = self.loss_weight * total
+        if self.reduction == 'mean':
+            return total.mean()
+        if self.reduction == 'sum':
+            return total.sum()
+        return total
+
+    def extra_repr(self) -> str:
+        return f'metrics={self.weights}, loss_weight={self.loss_weight}, reduction={self.reduction}'

@@ -1,0 +1,71 @@
+"""Test set-up: offline, isolated caches, compat shims before any basicsr import, shared fixtures."""
+
+import os
+import os.path as osp
+import tempfile
+
+# Before torch/pyiqa are imported: pyiqa computes its cache dir at import time.
+_SESSION_TMP = tempfile.mkdtemp(prefix='nriqa-tests-')
+os.environ['TORCH_HOME'] = osp.join(_SESSION_TMP, 'torch_home')
+os.environ['NRIQA_CACHE_DIR'] = osp.join(_SESSION_TMP, 'nriqa_cache')
+os.environ['NRIQA_OFFLINE'] = '1'
+os.environ['HF_HUB_OFFLINE'] = '1'
+os.environ.pop('NRIQA_WEIGHTS_DIR', None)
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import nriqa_basicsr  # noqa: E402,F401  (compat shims + registration, before any basicsr import)
+
+REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+SHARED = osp.abspath(osp.join(REPO_ROOT, osp.pardir, 'shared'))
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope='session')
+def shared_dir() -> str:
+    """``../shared`` (benchmarks, real IQA weights); tests using it skip when it is absent."""
+    if not osp.isdir(SHARED):
+        pytest.skip('../shared is not available')
+    return SHARED
+
+
+@pytest.fixture(scope='session')
+def musiq_weights(tmp_path_factory) -> str:
+    """A random-init MUSIQ (KonIQ head) saved under pyiqa's file name, as a user's downloaded file would be."""
+    from pyiqa.archs.musiq_arch import MUSIQ
+
+    torch.manual_seed(0)
+    net = MUSIQ(pretrained=False, num_class=1)
+    weights_dir = tmp_path_factory.mktemp('musiq_weights')
+    path = weights_dir / 'musiq_koniq_ckpt-e95806b9.pth'
+    torch.save(net.state_dict(), path)
+    return str(path)
+
+
+@pytest.fixture(scope='session')
+def lpips_weights(tmp_path_factory) -> str:
+    """Directory with a random ImageNet-AlexNet backbone and random LPIPS heads, under their real file names."""
+    import torchvision
+    from pyiqa.archs.lpips_arch import LPIPS
+
+    from nriqa_basicsr.iqa.weights import redirect_downloads
+
+    torch.manual_seed(0)
+    weights_dir = tmp_path_factory.mktemp('lpips_weights')
+    torch.save(torchvision.models.alexnet(weights=None).state_dict(), weights_dir / 'alexnet-owt-7be5be79.pth')
+    with redirect_downloads('lpips', str(weights_dir)):
+        net = LPIPS(pretrained=False)
+    for lin in net.lins:  # random positive heads, as trained LPIPS heads are
+        lin.model[-1].weight.data.uniform_(0.01, 0.1)
+    torch.save(net.state_dict(), weights_dir / 'LPIPS_v0.1_alex-df73285e.pth')
+    return str(weights_dir)
+
+
+@pytest.fixture(scope='session')
+def photo() -> 'torch.Tensor':
+    """scikit-image's astronaut (512x512 RGB), as (1, 3, H, W) in [0, 1]."""
+    from skimage import data
+
+    return torch.from_numpy(data.astronaut()).permute(2, 0, 1).unsqueeze(0).float() / 255

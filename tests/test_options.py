@@ -1,0 +1,47 @@
+import pytest
+
+from nriqa_basicsr.options import OptionsError, prepare_options
+from nriqa_basicsr.pipeline import normalize_argv
+
+
+def test_local_rank_spellings_are_normalised():
+    argv = ['train.py', '-opt', 'x.yml', '--local-rank=3', '--auto_resume']
+    assert normalize_argv(argv) == ['train.py', '-opt', 'x.yml', '--local_rank=3', '--auto_resume']
+    assert normalize_argv(['t', '--local-rank', '1']) == ['t', '--local_rank', '1']
+    assert normalize_argv(['t', '--local_rank=0']) == ['t', '--local_rank=0']
+
+
+def test_better_is_filled_from_metric_direction():
+    opt = {'val': {'metrics': {
+        'niqe': {'type': 'calculate_nriqa', 'metric': 'niqe'},
+        'musiq': {'type': 'calculate_nriqa', 'metric': 'musiq'},
+        'lpips': {'type': 'calculate_fr_iqa', 'metric': 'lpips', 'better': 'lower'},
+        'psnr': {'type': 'calculate_psnr', 'crop_border': 4},
+    }}}
+    metrics = prepare_options(opt)['val']['metrics']
+    assert metrics['niqe']['better'] == 'lower'
+    assert metrics['musiq']['better'] == 'higher'
+    assert metrics['lpips']['better'] == 'lower'
+    assert 'better' not in metrics['psnr']  # not ours: untouched
+
+
+def test_all_problems_reported_at_once():
+    opt = {
+        'val': {'metrics': {
+            'a': {'type': 'calculate_nriqa', 'metric': 'lpips'},
+            'b': {'type': 'calculate_fr_iqa'},
+            'c': {'type': 'calculate_nriqa', 'metric': 'niqe', 'better': 'higher'},
+            'd': {'type': 'calculate_nriqa', 'metric': 'niqe', 'better': 'up'},
+        }},
+        'train': {'iqa_opt': {'type': 'NRIQALoss', 'metrics': {'musiqq': 1.0}}},
+    }
+    with pytest.raises(OptionsError) as info:
+        prepare_options(opt)
+    problems = info.value.problems
+    assert len(problems) == 5
+    text = str(info.value)
+    assert 'val.metrics.a: "lpips" is a full-reference metric' in text
+    assert 'val.metrics.b: missing "metric"' in text
+    assert 'val.metrics.c.better: "niqe" is lower-is-better' in text
+    assert 'val.metrics.d.better: must be "higher" or "lower"' in text
+    assert 'train.iqa_opt.metrics: Unknown IQA metric "musiqq". Did you mean: musiq' in text
