@@ -162,3 +162,13 @@ def test_debug_flag_runs_a_debug_experiment(paired_data, lpips_weights, run_name
     assert out.returncode == 0, out.stderr[-3000:]
     assert osp.isfile(osp.join(REPO_ROOT, 'experiments', f'debug_{run_name}', 'models', 'net_g_latest.pth'))
     assert not osp.exists(osp.join(REPO_ROOT, 'tb_logger', f'debug_{run_name}'))  # BasicSR: no TB in debug
+
+
+def test_console_scripts_expose_basicsr_flags():
+    script = osp.join(osp.dirname(sys.executable), 'nriqa-train')
+    if not osp.isfile(script):
+        pytest.skip('package not installed in this interpreter (make install installs the console scripts)')
+    out = subprocess.run([script, '-h'], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    for flag in ('-opt', '--launcher', '--auto_resume', '--debug', '--local_rank', '--force_yml'):
+        assert flag in out.stdout

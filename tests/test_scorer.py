@@ -124,9 +124,10 @@ def test_missing_torchvision_backbone_offline_names_file(tmp_path, lpips_weights
     assert float(scorer.raw(x, 1 - x)) > 0
 
 
-def test_weights_path_on_metric_without_it_explains_alternative():
+def test_weights_path_on_metric_without_it_explains_alternative(tmp_path):
+    (tmp_path / 'piqe.pth').write_bytes(b'')
     with pytest.raises(ValueError, match='"piqe" does not accept weights_path'):
-        IQAScorer('piqe', device='cpu', weights_path='/nonexistent.pth')
+        IQAScorer('piqe', device='cpu', weights_path=str(tmp_path / 'piqe.pth'))
 
 
 def test_bad_inputs_have_clear_errors(images):
@@ -174,3 +175,23 @@ def test_niqe_matlab_reference_on_baboon(shared_dir):
     img = cv2.imread(osp.join(shared_dir, 'benchmarks', 'Set14', 'HR', 'baboon.png'))[:, :492]
     assert abs(calculate_nriqa(img, metric='niqe') - 5.72957) < 0.01
     assert abs(calculate_nriqa(img, metric='niqe', color_space='ycbcr') - 5.72957) < 0.01
+
+
+def test_weights_dir_is_honoured_on_every_build(images, tmp_path):
+    """pyiqa imports arch modules lazily; a later build with another weights_dir must still see that dir."""
+    import numpy as np
+    import scipy.io
+
+    default = IQAScorer('niqe', device='cpu').raw(images)
+    params = scipy.io.loadmat(osp.join(os.environ['NRIQA_CACHE_DIR'], 'niqe_modelparameters.mat'))
+    shifted = {'mu_prisparam': params['mu_prisparam'] * 1.5, 'cov_prisparam': np.asarray(params['cov_prisparam'])}
+    scipy.io.savemat(tmp_path / 'niqe_modelparameters.mat', shifted)
+    custom = IQAScorer('niqe', device='cpu', weights_dir=str(tmp_path)).raw(images)
+    assert not torch.allclose(default, custom)
+    assert torch.allclose(IQAScorer('niqe', device='cpu').raw(images), default)
+
+
+def test_missing_weights_path_file_is_named(tmp_path):
+    missing = tmp_path / 'nope.pth'
+    with pytest.raises(FileNotFoundError, match=f'weights_path for IQA metric "musiq": no such file {missing}'):
+        IQAScorer('musiq', device='cpu', weights_path=str(missing))

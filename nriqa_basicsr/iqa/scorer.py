@@ -9,6 +9,7 @@ whenever autograd is enabled by the caller; wrap calls in ``torch.no_grad()`` fo
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
 
 import torch
@@ -37,6 +38,9 @@ def _build_pyiqa_net(info: MetricInfo, device: torch.device, weights_path: str |
 
     opts = dict(metric_opts)
     if weights_path is not None:
+        weights_path = os.path.expanduser(str(weights_path))
+        if not os.path.isfile(weights_path):
+            raise FileNotFoundError(f'weights_path for IQA metric "{info.name}": no such file {weights_path}')
         opts['pretrained_model_path'] = weights_path
     with redirect_downloads(info.name, weights_dir):
         try:

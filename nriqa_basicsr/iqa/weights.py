@@ -18,6 +18,7 @@ metric, the file, the directories searched and how to obtain the file.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import os.path as osp
@@ -157,37 +158,67 @@ def resolve_weight_file(
                                'so it cannot be downloaded.')
 
 
-@contextlib.contextmanager
-def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = None) -> Iterator[None]:
-    """Route pyiqa's weight downloads through :func:`resolve_weight_file` while building ``metric``.
+# The resolver of the metric being built, if any; read by the dispatcher below.
+_ACTIVE_RESOLVER: contextvars.ContextVar[Callable[..., str] | None] = contextvars.ContextVar(
+    'nriqa_weight_resolver', default=None)
+_PYIQA_DOWNLOAD: Callable[..., str] | None = None
 
-    pyiqa binds ``load_file_from_url`` by name in each arch module, so every loaded ``pyiqa.*`` module holding
-    the original function is patched for the duration and restored afterwards. huggingface_hub is switched to
-    offline mode too when offline, so timm backbones fail in seconds instead of retrying for ~47 s.
+
+def _install_dispatcher() -> None:
+    """Make pyiqa's ``load_file_from_url`` consult the active resolver (once per process).
+
+    pyiqa imports its arch modules lazily and each binds ``load_file_from_url`` by name at import, so a temporary
+    patch would leak into modules imported while it is active. Instead every binding is replaced once by a
+    dispatcher that behaves exactly like the original unless a metric is being built by us.
     """
-    import huggingface_hub.constants as hf_constants
+    global _PYIQA_DOWNLOAD
     import pyiqa.utils.download_util as dl
-    import torch.hub
 
+    if _PYIQA_DOWNLOAD is not None:
+        return
     original = dl.load_file_from_url
 
+    @functools.wraps(original)
     def load_file_from_url(url: str, model_dir: str | None = None, progress: bool = True,
                            file_name: str | None = None) -> str:
-        name = file_name or osp.basename(urlparse(url).path)
-        dirs = ([model_dir] if model_dir else []) + ([extra_dirs] if isinstance(extra_dirs, str) else
-                                                      list(extra_dirs or []))
-        return resolve_weight_file(name, metric, dirs, url,
-                                   download=lambda: original(url, model_dir, progress, file_name))
+        resolver = _ACTIVE_RESOLVER.get()
+        if resolver is None:
+            return original(url, model_dir, progress, file_name)
+        return resolver(url, model_dir, progress, file_name)
 
-    patched = [m for name, m in list(sys.modules.items())
-               if name.startswith('pyiqa') and m is not None and getattr(m, 'load_file_from_url', None) is original]
+    for name, module in list(sys.modules.items()):
+        if name.startswith('pyiqa') and getattr(module, 'load_file_from_url', None) is original:
+            module.load_file_from_url = load_file_from_url
+    _PYIQA_DOWNLOAD = original
+
+
+@contextlib.contextmanager
+def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = None) -> Iterator[None]:
+    """Route weight downloads through :func:`resolve_weight_file` while building ``metric``.
+
+    Covers pyiqa's own checkpoints (``load_file_from_url``) and torchvision/CLIP backbones fetched through
+    ``torch.hub`` (served from the search path too). Offline, huggingface_hub is switched to offline mode as
+    well, so timm backbones fail in seconds instead of retrying for ~47 s.
+    """
+    import huggingface_hub.constants as hf_constants
+    import torch.hub
+
+    _install_dispatcher()
+    extra = [extra_dirs] if isinstance(extra_dirs, str) else list(extra_dirs or [])
+    offline = is_offline()
+
+    def resolve(url: str, model_dir: str | None, progress: bool, file_name: str | None) -> str:
+        name = file_name or osp.basename(urlparse(url).path)
+        dirs = extra + ([model_dir] if model_dir else [])
+        return resolve_weight_file(name, metric, dirs, url,
+                                   download=lambda: _PYIQA_DOWNLOAD(url, model_dir, progress, file_name))
+
     hub_download = torch.hub.download_url_to_file
 
     def fetch_to(url: str, dst: str, *args: object, **kwargs: object) -> None:
-        # torchvision/CLIP backbones go through torch.hub directly: serve them from our search path too, and
-        # offline fail with a message naming the metric and file instead of a bare URLError.
+        # torch.hub looks this name up at call time, so a temporary patch is enough here.
         name = osp.basename(urlparse(url).path)
-        dirs = search_dirs(extra_dirs)
+        dirs = search_dirs(extra)
         for src in (osp.join(d, name) for d in dirs):
             if osp.isfile(src):
                 _atomic_write(dst, functools.partial(shutil.copyfile, src))
@@ -198,17 +229,14 @@ def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = Non
                                        'downloaded.')
         hub_download(url, dst, *args, **kwargs)
 
-    offline = is_offline()
+    token = _ACTIVE_RESOLVER.set(resolve)
     hf_before = hf_constants.HF_HUB_OFFLINE
-    for module in patched:
-        module.load_file_from_url = load_file_from_url
+    torch.hub.download_url_to_file = fetch_to
     if offline:
         hf_constants.HF_HUB_OFFLINE = True
-    torch.hub.download_url_to_file = fetch_to
     try:
         yield
     finally:
-        for module in patched:
-            module.load_file_from_url = original
-        hf_constants.HF_HUB_OFFLINE = hf_before
+        _ACTIVE_RESOLVER.reset(token)
         torch.hub.download_url_to_file = hub_download
+        hf_constants.HF_HUB_OFFLINE = hf_before
