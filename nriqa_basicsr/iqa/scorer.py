@@ -33,7 +33,8 @@ def default_device() -> torch.device:
 
 
 def _build_pyiqa_net(info: MetricInfo, device: torch.device, weights_path: str | None,
-                     weights_dir: str | list[str] | None, metric_opts: dict[str, Any]) -> nn.Module:
+                     weights_dir: str | list[str] | None, metric_opts: dict[str, Any]) -> tuple[nn.Module, list[str]]:
+    """The frozen eval-mode pyiqa network and the weight files it was built from."""
     import pyiqa
 
     opts = dict(metric_opts)
@@ -42,7 +43,7 @@ def _build_pyiqa_net(info: MetricInfo, device: torch.device, weights_path: str |
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(f'weights_path for IQA metric "{info.name}": no such file {weights_path}')
         opts['pretrained_model_path'] = weights_path
-    with redirect_downloads(info.name, weights_dir):
+    with redirect_downloads(info.name, weights_dir) as used:
         try:
             # as_loss=True: pyiqa then neither asserts the input range nor disables autograd; we do both ourselves.
             model = pyiqa.create_metric(info.name, as_loss=True, loss_reduction='none', device=device, **opts)
@@ -55,7 +56,7 @@ def _build_pyiqa_net(info: MetricInfo, device: torch.device, weights_path: str |
             raise TypeError(f'Bad option for IQA metric "{info.name}": {exc}') from exc
     net = model.net
     net.requires_grad_(False)
-    return net.eval()
+    return net.eval(), ([weights_path] if weights_path else []) + used
 
 
 class IQAScorer(nn.Module):
@@ -91,7 +92,9 @@ class IQAScorer(nn.Module):
                              f'explicit score_range: [low, high].')
         self.score_range = score_range if normalize else None
         self.check_range = check_range
-        self.net = _build_pyiqa_net(self.info, self.device, weights_path, weights_dir, metric_opts)
+        self.metric_opts = dict(metric_opts)
+        self.net, self.weight_files = _build_pyiqa_net(self.info, self.device, weights_path, weights_dir,
+                                                       metric_opts)
         self.eval()
 
     @property
@@ -133,9 +136,13 @@ class IQAScorer(nn.Module):
             if ref.shape != x.shape:
                 raise IQAInputError(f'IQA metric "{self.name}": input {tuple(x.shape)} and reference '
                                     f'{tuple(ref.shape)} must have the same shape.')
-            out = self.net(x, ref)
-        else:
-            out = self.net(x)
+        try:
+            out = self.net(x, ref) if self.info.mode == 'FR' else self.net(x)
+        except torch.OutOfMemoryError:
+            raise
+        except (RuntimeError, IndexError, ValueError, AssertionError) as exc:
+            raise IQAInputError(f'IQA metric "{self.name}" failed on input of shape {tuple(x.shape)}: {exc}. Some '
+                                f'metrics need a minimum size (e.g. NIQE: at least 2x2 blocks of 96 px).') from exc
         if isinstance(out, (tuple, list)):
             out = out[0]
         out = out.reshape(-1)

@@ -193,12 +193,13 @@ def _install_dispatcher() -> None:
 
 
 @contextlib.contextmanager
-def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = None) -> Iterator[None]:
+def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = None) -> Iterator[list[str]]:
     """Route weight downloads through :func:`resolve_weight_file` while building ``metric``.
 
     Covers pyiqa's own checkpoints (``load_file_from_url``) and torchvision/CLIP backbones fetched through
     ``torch.hub`` (served from the search path too). Offline, huggingface_hub is switched to offline mode as
-    well, so timm backbones fail in seconds instead of retrying for ~47 s.
+    well, so timm backbones fail in seconds instead of retrying for ~47 s. Yields the list of weight files
+    resolved while the context is active (for provenance records).
     """
     import huggingface_hub.constants as hf_constants
     import torch.hub
@@ -207,11 +208,15 @@ def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = Non
     extra = [extra_dirs] if isinstance(extra_dirs, str) else list(extra_dirs or [])
     offline = is_offline()
 
+    used: list[str] = []
+
     def resolve(url: str, model_dir: str | None, progress: bool, file_name: str | None) -> str:
         name = file_name or osp.basename(urlparse(url).path)
         dirs = extra + ([model_dir] if model_dir else [])
-        return resolve_weight_file(name, metric, dirs, url,
+        path = resolve_weight_file(name, metric, dirs, url,
                                    download=lambda: _PYIQA_DOWNLOAD(url, model_dir, progress, file_name))
+        used.append(path)
+        return path
 
     hub_download = torch.hub.download_url_to_file
 
@@ -222,12 +227,14 @@ def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = Non
         for src in (osp.join(d, name) for d in dirs):
             if osp.isfile(src):
                 _atomic_write(dst, functools.partial(shutil.copyfile, src))
+                used.append(src)
                 return
         if offline:
             raise WeightsNotFoundError(metric, name, dirs + [osp.dirname(osp.abspath(dst))], url,
                                        'The network is unreachable (or offline mode is set), so it cannot be '
                                        'downloaded.')
         hub_download(url, dst, *args, **kwargs)
+        used.append(dst)
 
     token = _ACTIVE_RESOLVER.set(resolve)
     hf_before = hf_constants.HF_HUB_OFFLINE
@@ -235,7 +242,7 @@ def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = Non
     if offline:
         hf_constants.HF_HUB_OFFLINE = True
     try:
-        yield
+        yield used
     finally:
         _ACTIVE_RESOLVER.reset(token)
         torch.hub.download_url_to_file = hub_download

@@ -1,0 +1,140 @@
+"""Blind (Real-ESRGAN-style) degradation of the original GT, as HGGT trains.
+
+The CPU part lives in the dataset: :class:`KernelSampler` draws the blur kernels per sample with basicsr's
+kernel functions (option names as BasicSR's ``RealESRGANDataset``). The tensor part,
+:func:`degrade_realesrgan`, applies blur → resize → noise → JPEG (one or two stages) → final sinc/resize to a
+batch on any device, reusing basicsr's ``filter2D``, noise functions and ``DiffJPEG``; the model calls it on
+the GPU (as BasicSR's ``RealESRGANModel`` does).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import torch
+from basicsr.data.degradations import (
+    circular_lowpass_kernel,
+    random_add_gaussian_noise_pt,
+    random_add_poisson_noise_pt,
+    random_mixed_kernels,
+)
+from basicsr.utils import DiffJPEG
+from basicsr.utils.img_process_util import filter2D
+from torch.nn import functional as F
+
+__all__ = ['KernelSampler', 'degrade_realesrgan']
+
+_KERNEL_DEFAULTS = {
+    'blur_kernel_size': 21, 'kernel_range': [7, 21],
+    'kernel_list': ['iso', 'aniso', 'generalized_iso', 'generalized_aniso', 'plateau_iso', 'plateau_aniso'],
+    'kernel_prob': [0.45, 0.25, 0.12, 0.03, 0.12, 0.03], 'sinc_prob': 0.1, 'blur_sigma': [0.2, 3],
+    'betag_range': [0.5, 4], 'betap_range': [1, 2], 'final_sinc_prob': 0.8,
+}
+
+
+@contextlib.contextmanager
+def _numpy_seeded(rng: np.random.Generator) -> Iterator[None]:
+    # basicsr's kernel functions draw from numpy's global RNG; run them from the sample's own generator.
+    state = np.random.get_state()
+    np.random.seed(int(rng.integers(0, 2**32)))
+    try:
+        yield
+    finally:
+        np.random.set_state(state)
+
+
+class KernelSampler:
+    """Per-sample blur kernels: ``kernel1`` (first stage), ``kernel2`` (second stage, when ``kernel_list2`` is
+    configured), ``sinc_kernel`` (final), each ``(S, S)`` with ``S = blur_kernel_size``."""
+
+    def __init__(self, opt: dict[str, Any]) -> None:
+        self.opt = {k: opt.get(k, v) for k, v in _KERNEL_DEFAULTS.items()}
+        self.size = int(self.opt['blur_kernel_size'])
+        lo, hi = self.opt['kernel_range']
+        if lo % 2 == 0 or hi % 2 == 0 or not 3 <= lo <= hi <= self.size:
+            raise ValueError(f'kernel_range {self.opt["kernel_range"]} must hold odd sizes within '
+                             f'[3, blur_kernel_size={self.size}].')
+        self.sizes = list(range(lo, hi + 1, 2))
+        self.second = None
+        if opt.get('kernel_list2') is not None:
+            self.second = {k: opt.get(f'{k}2', self.opt[k]) for k in
+                           ('kernel_list', 'kernel_prob', 'sinc_prob', 'blur_sigma', 'betag_range', 'betap_range')}
+        pulse = np.zeros((self.size, self.size), np.float32)
+        pulse[self.size // 2, self.size // 2] = 1
+        self.pulse = torch.from_numpy(pulse)
+
+    def _blur_kernel(self, o: dict[str, Any], rng: np.random.Generator) -> np.ndarray:
+        ksize = int(rng.choice(self.sizes))
+        if rng.random() < o['sinc_prob']:
+            omega = rng.uniform(np.pi / 3, np.pi) if ksize < 13 else rng.uniform(np.pi / 5, np.pi)
+            kernel = circular_lowpass_kernel(omega, ksize, pad_to=False)
+        else:
+            with _numpy_seeded(rng):
+                kernel = random_mixed_kernels(o['kernel_list'], o['kernel_prob'], ksize, o['blur_sigma'],
+                                              o['blur_sigma'], [-math.pi, math.pi], o['betag_range'],
+                                              o['betap_range'], noise_range=None)
+        pad = (self.size - ksize) // 2
+        return np.pad(kernel, ((pad, pad), (pad, pad))).astype(np.float32)
+
+    def sample(self, rng: np.random.Generator) -> dict[str, torch.Tensor]:
+        out = {'kernel1': torch.from_numpy(self._blur_kernel(self.opt, rng))}
+        if self.second is not None:
+            out['kernel2'] = torch.from_numpy(self._blur_kernel(self.second, rng))
+        if rng.random() < self.opt['final_sinc_prob']:
+            ksize = int(rng.choice(self.sizes))
+            omega = rng.uniform(np.pi / 3, np.pi)
+            out['sinc_kernel'] = torch.from_numpy(circular_lowpass_kernel(omega, ksize, pad_to=self.size)).float()
+        else:
+            out['sinc_kernel'] = self.pulse.clone()
+        return out
+
+
+def _stage(x: torch.Tensor, kernel: torch.Tensor, opt: dict[str, Any], suffix: str, jpeger: DiffJPEG,
+           g: torch.Generator, size: tuple[int, int] | None = None) -> torch.Tensor:
+    def uniform(lo: float, hi: float) -> float:
+        return float(lo + (hi - lo) * torch.rand((), generator=g))
+
+    x = filter2D(x.contiguous(), kernel)
+    probs = opt.get(f'resize_prob{suffix}', [0.2, 0.7, 0.1])
+    mode = ['up', 'down', 'keep'][int(torch.multinomial(torch.tensor(probs, dtype=torch.float), 1, generator=g))]
+    rng = opt.get(f'resize_range{suffix}', [0.15, 1.5])
+    scale = uniform(1, rng[1]) if mode == 'up' else (uniform(rng[0], 1) if mode == 'down' else 1.0)
+    interp = ['area', 'bilinear', 'bicubic'][int(torch.randint(0, 3, (), generator=g))]
+    if size is not None:
+        x = F.interpolate(x, size=(max(1, int(size[0] * scale)), max(1, int(size[1] * scale))), mode=interp)
+    else:
+        x = F.interpolate(x, scale_factor=scale, mode=interp)
+    gray = opt.get(f'gray_noise_prob{suffix}', 0.4)
+    if float(torch.rand((), generator=g)) < opt.get(f'gaussian_noise_prob{suffix}', 0.5):
+        x = random_add_gaussian_noise_pt(x, sigma_range=opt.get(f'noise_range{suffix}', [1, 30]), clip=True,
+                                         rounds=False, gray_prob=gray)
+    else:
+        x = random_add_poisson_noise_pt(x, scale_range=opt.get(f'poisson_scale_range{suffix}', [0.05, 3]),
+                                        gray_prob=gray, clip=True, rounds=False)
+    q = x.new_empty(x.size(0)).uniform_(*opt.get(f'jpeg_range{suffix}', [30, 95]))
+    return jpeger(torch.clamp(x, 0, 1), quality=q)
+
+
+@torch.no_grad()
+def degrade_realesrgan(gt: torch.Tensor, kernel1: torch.Tensor, sinc_kernel: torch.Tensor, opt: dict[str, Any],
+                       scale: int, kernel2: torch.Tensor | None = None, jpeger: DiffJPEG | None = None,
+                       generator: torch.Generator | None = None) -> torch.Tensor:
+    """LR batch ``(B, C, H/scale, W/scale)`` from original GT crops ``(B, C, H, W)`` in [0, 1].
+
+    One stage (HGGT's blind configs) unless ``kernel2`` is given (Real-ESRGAN's second stage, options with the
+    suffix ``2``). Option names and defaults follow BasicSR's ``RealESRGANModel``. Noise and JPEG draw from
+    torch's global RNG (as basicsr's functions do); resize choices from ``generator``.
+    """
+    g = generator or torch.default_generator
+    jpeger = jpeger or DiffJPEG(differentiable=False).to(gt.device)
+    h, w = gt.shape[-2:]
+    x = _stage(gt, kernel1, opt, '', jpeger, g)
+    if kernel2 is not None:
+        x = _stage(x, kernel2, opt, '2', jpeger, g, size=(h // scale, w // scale))
+    x = filter2D(x.contiguous(), sinc_kernel)
+    x = F.interpolate(x, size=(h // scale, w // scale), mode='bicubic')
+    return torch.clamp((x * 255.0).round(), 0, 255) / 255.0

@@ -1,0 +1,128 @@
+"""Offline NR-IQA scores of every GT variant (``scripts/score_gts.py``), stored safely and checked on load.
+
+A score file is an ``.npz`` read with ``allow_pickle=False``:
+
+* ``meta`` — JSON text: format, metrics (pyiqa name, version, weight files and SHA-256, options), variants,
+  dataset root, layout and fingerprint, grid stride/crop;
+* ``groups`` — ``(N,)`` group names;
+* ``scores__<metric>`` — ``(N, K)`` qualities (higher is better; lower-better metrics negated);
+* ``grid__<metric>`` — ``(N, K, rows, cols)`` qualities of the crops of size ``grid.crop`` whose top-left
+  corners lie on the grid ``(r·stride, c·stride)`` (only with ``--grid``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import os.path as osp
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+__all__ = ['FORMAT', 'ScoreFileError', 'ScoreTable', 'dataset_fingerprint', 'grid_positions', 'load_score_table',
+           'save_score_table']
+
+FORMAT = 'nriqa-gt-scores/1'
+
+
+class ScoreFileError(ValueError):
+    """A score file is unreadable, or does not belong to the dataset it is used with."""
+
+
+def grid_positions(length: int, crop: int, stride: int) -> list[int]:
+    """Top (or left) coordinates of the grid crops along one side: ``0, stride, ...`` while the crop fits."""
+    if crop > length:
+        return []
+    return list(range(0, length - crop + 1, stride))
+
+
+def dataset_fingerprint(groups: Sequence[str], variants: Sequence[str]) -> str:
+    """SHA-256 of the variant names and sorted group names: identifies a dataset's content listing."""
+    h = hashlib.sha256()
+    h.update(json.dumps([list(variants), sorted(groups)]).encode())
+    return h.hexdigest()
+
+
+@dataclass
+class ScoreTable:
+    meta: dict[str, Any]
+    groups: list[str]
+    scores: dict[str, np.ndarray]
+    grids: dict[str, np.ndarray] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> list[str]:
+        return list(self.scores)
+
+    def index(self) -> dict[str, int]:
+        return {g: i for i, g in enumerate(self.groups)}
+
+    def check_dataset(self, path: str, groups: Sequence[str], variants: Sequence[str]) -> None:
+        """Refuse the table for a dataset it was not computed on (foreign, stale, or missing groups)."""
+        if list(self.meta.get('variants', [])) != list(variants):
+            raise ScoreFileError(f'{path}: scored variants {self.meta.get("variants")} but the dataset has '
+                                 f'{list(variants)}; rescore with scripts/score_gts.py.')
+        known = set(self.groups)
+        missing = [g for g in groups if g not in known]
+        if not missing and self.meta.get('fingerprint') == dataset_fingerprint(groups, variants):
+            return
+        if len(missing) == len(groups):
+            raise ScoreFileError(f'{path}: belongs to another dataset (root {self.meta.get("dataset_root")}); '
+                                 f'none of this dataset\'s groups were scored. Point score_file at the right '
+                                 f'file or run scripts/score_gts.py on this dataset.')
+        if missing:
+            raise ScoreFileError(f'{path}: {len(missing)} of {len(groups)} groups have no scores (e.g. '
+                                 f'"{missing[0]}"); the file is stale. Rerun scripts/score_gts.py with the same '
+                                 f'--out to score them.')
+        raise ScoreFileError(f'{path}: was computed on a different listing of this dataset ({len(self.groups)} '
+                             f'groups scored, {len(groups)} now); it is stale. Rerun scripts/score_gts.py.')
+
+
+def save_score_table(path: str, table: ScoreTable) -> None:
+    """Write atomically (temporary file + rename): an interrupted save never leaves a partial score file."""
+    arrays = {'meta': np.array(json.dumps(table.meta)), 'groups': np.array(table.groups, dtype=str)}
+    for name, values in table.scores.items():
+        arrays[f'scores__{name}'] = np.asarray(values, np.float32)
+    for name, values in table.grids.items():
+        arrays[f'grid__{name}'] = np.asarray(values, np.float32)
+    folder = osp.dirname(osp.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.npz')
+    os.close(fd)
+    try:
+        np.savez(tmp, **arrays)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+
+
+def load_score_table(path: str) -> ScoreTable:
+    """Load without unpickling; errors name the file and say how to fix it."""
+    if not osp.isfile(path):
+        raise ScoreFileError(f'score_file {path}: no such file; make it with scripts/score_gts.py.')
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:
+        raise ScoreFileError(f'{path}: refused, it needs pickle to load (only plain arrays are accepted): '
+                             f'{exc}') from exc
+    except Exception as exc:  # zipfile/OSError/EOFError for truncated or foreign files
+        raise ScoreFileError(f'{path}: not a readable score file ({type(exc).__name__}: {exc}).') from exc
+    if 'meta' not in arrays or 'groups' not in arrays:
+        raise ScoreFileError(f'{path}: not a score file of scripts/score_gts.py (no meta/groups arrays).')
+    meta = json.loads(str(arrays['meta']))
+    if meta.get('format') != FORMAT:
+        raise ScoreFileError(f'{path}: format {meta.get("format")!r}, expected {FORMAT!r}.')
+    groups = [str(g) for g in arrays['groups']]
+    scores = {k[len('scores__'):]: v for k, v in arrays.items() if k.startswith('scores__')}
+    grids = {k[len('grid__'):]: v for k, v in arrays.items() if k.startswith('grid__')}
+    for name, values in scores.items():
+        if values.shape != (len(groups), len(meta['variants'])):
+            raise ScoreFileError(f'{path}: scores of "{name}" have shape {values.shape}, expected '
+                                 f'({len(groups)}, {len(meta["variants"])}).')
+    return ScoreTable(meta, groups, scores, grids)

@@ -1,0 +1,110 @@
+#!/usr/bin/env python
+"""Pack a multi-GT dataset (HGGT or generic layout) into LMDBs that ``MultiGTDataset`` reads with
+``io_backend: {type: lmdb}``.
+
+    python scripts/create_lmdb_multigt.py --dataroot datasets/demo/train/images --layout hggt \
+        --out datasets/demo/train/images_lmdb [--lq datasets/demo/train/lq_x4]
+
+Writes ``<out>/<variant>.lmdb`` per GT variant (keys = file stems, BasicSR's ``meta_info.txt``) and, with
+``--lq``, ``<out>/lq.lmdb``. Image bytes are stored as they are on disk (PNG stays PNG). Everything is built
+in a temporary folder next to ``<out>`` and renamed into place at the end, so an interrupted run never leaves
+an LMDB that looks complete; an existing ``<out>`` is never touched unless ``--overwrite`` is given.
+Labels stay where they are (point ``dataroot_label`` at them).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import shutil
+import sys
+import tempfile
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
+
+from basicsr.utils.lmdb_util import LmdbMaker  # noqa: E402
+
+import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
+from nriqa_basicsr.data.multigt_source import MultiGTSource  # noqa: E402
+
+
+def _shape(buf: bytes, source: str) -> tuple[int, int, int]:
+    img = cv2.imdecode(np.frombuffer(buf, np.uint8), cv2.IMREAD_UNCHANGED)
+    if img is None:
+        raise ValueError(f'{source}: cannot be decoded (corrupt or truncated image).')
+    return (img.shape[0], img.shape[1], 1 if img.ndim == 2 else img.shape[2])
+
+
+def _pack(maker_path: str, items: list[tuple[str, str]], desc: str, progress: bool) -> None:
+    from tqdm import tqdm
+
+    # One LMDB per variant; map_size is virtual (sparse) on Linux, so 1 TiB costs nothing.
+    maker = LmdbMaker(maker_path, map_size=1 << 40, batch=1000)
+    try:
+        for key, path in tqdm(items, desc=desc, disable=not progress, unit='img'):
+            with open(path, 'rb') as f:
+                buf = f.read()
+            maker.put(buf, key, _shape(buf, path))
+    finally:
+        maker.close()
+
+
+def create_lmdb(source: MultiGTSource, out: str, lq_root: str | None = None, lq_tmpl: str = '{}',
+                lq_ext: str = '.png', overwrite: bool = False, progress: bool = True) -> str:
+    if source.backend != 'disk':
+        raise ValueError('the source must be on disk (io_backend disk).')
+    if osp.exists(out) and not overwrite:
+        raise FileExistsError(f'{out} exists; pass --overwrite to replace it.')
+    parent = osp.dirname(osp.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(dir=parent, prefix='.lmdb-tmp-')
+    try:
+        for k, variant in enumerate(source.variants):
+            items = [(source.stem(name, k), source.path(name, k)) for name in source.groups]
+            _pack(osp.join(tmp, f'{variant}.lmdb'), items, f'{variant}.lmdb', progress)
+        if lq_root:
+            items = []
+            for name in source.groups:
+                path = osp.join(lq_root, lq_tmpl.format(name) + lq_ext)
+                if not osp.isfile(path):
+                    raise FileNotFoundError(f'{path}: LQ image of group "{name}" missing.')
+                items.append((lq_tmpl.format(name), path))
+            _pack(osp.join(tmp, 'lq.lmdb'), items, 'lq.lmdb', progress)
+        if osp.exists(out):
+            shutil.rmtree(out)
+        os.replace(tmp, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('--dataroot', required=True, help='folder with one sub-folder per GT variant')
+    parser.add_argument('--layout', choices=['hggt', 'generic'], default='hggt')
+    parser.add_argument('--variants', nargs='+', help='GT variant names, original first (generic layout)')
+    parser.add_argument('--filename-tmpl', help="stem template of non-original variants, e.g. '{name}_{variant}'")
+    parser.add_argument('--lq', help='folder of LQ images named like the originals (optional)')
+    parser.add_argument('--lq-filename-tmpl', default='{}')
+    parser.add_argument('--lq-ext', default='.png')
+    parser.add_argument('--out', required=True, help='output folder for the .lmdb folders')
+    parser.add_argument('--overwrite', action='store_true')
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    try:
+        source = MultiGTSource(args.dataroot, args.layout, args.variants, args.filename_tmpl)
+        out = create_lmdb(source, args.out, args.lq, args.lq_filename_tmpl, args.lq_ext, args.overwrite,
+                          progress=not args.no_progress)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    print(f'wrote {out}: {len(source.groups)} groups x {len(source.variants)} variants')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
