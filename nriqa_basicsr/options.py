@@ -8,6 +8,8 @@ blocks from the metric's direction.
 
 from __future__ import annotations
 
+import difflib
+import os.path as osp
 from typing import Any
 
 from nriqa_basicsr.iqa import UnknownMetricError, get_metric_info
@@ -15,6 +17,19 @@ from nriqa_basicsr.iqa import UnknownMetricError, get_metric_info
 __all__ = ['OptionsError', 'prepare_options']
 
 _METRIC_MODES = {'calculate_nriqa': 'NR', 'calculate_fr_iqa': 'FR'}
+
+# Keys of a MultiGTDataset block: its own (README option reference), the blur-kernel options of the blind
+# degradation (BasicSR's RealESRGANDataset names, optional suffix 2), and what BasicSR's loader reads.
+_KERNEL_KEYS = ('blur_kernel_size', 'kernel_range', 'kernel_list', 'kernel_prob', 'sinc_prob', 'blur_sigma',
+                'betag_range', 'betap_range')
+MULTIGT_KEYS = frozenset({
+    'type', 'name', 'phase', 'scale', 'dataroot_gt', 'dataroot_label', 'dataroot_lq', 'layout', 'gt_variants',
+    'filename_tmpl', 'io_backend', 'lq_mode', 'lq_filename_tmpl', 'lq_ext', 'gt_size', 'use_hflip', 'use_rot',
+    'drop_without_positive', 'report_counts', 'score_file', 'score_metrics', 'score_norm', 'final_sinc_prob',
+    *_KERNEL_KEYS, *(f'{k}2' for k in _KERNEL_KEYS if k not in ('blur_kernel_size', 'kernel_range')),
+    'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
+    'persistent_workers', 'use_shuffle',
+})
 
 
 class OptionsError(ValueError):
@@ -65,11 +80,70 @@ def _check_nriqa_losses(opt: dict[str, Any], problems: list[str]) -> None:
                 problems.append(f'train.{key}.metrics: {exc}')
 
 
+def _check_multigt_datasets(opt: dict[str, Any], problems: list[str]) -> None:
+    for key, block in (opt.get('datasets') or {}).items():
+        if not (isinstance(block, dict) and block.get('type') == 'MultiGTDataset'):
+            continue
+        for name in block:
+            if name not in MULTIGT_KEYS:
+                close = difflib.get_close_matches(name, sorted(MULTIGT_KEYS), n=1)
+                problems.append(f'datasets.{key}.{name}: unknown MultiGTDataset option'
+                                + (f' (did you mean {close[0]}?)' if close else '') + '.')
+        if not block.get('dataroot_gt'):
+            problems.append(f'datasets.{key}.dataroot_gt: required (folder of GT variant folders or LMDBs).')
+        if block.get('layout', 'generic') == 'generic' and not block.get('gt_variants'):
+            problems.append(f'datasets.{key}.gt_variants: required with layout generic (original first), '
+                            f'or set layout: hggt.')
+        if key.split('_')[0] == 'train' and not block.get('gt_size'):
+            problems.append(f'datasets.{key}.gt_size: required for training (GT crop size).')
+        if block.get('gt_size') and opt.get('scale') and block['gt_size'] % opt['scale']:
+            problems.append(f'datasets.{key}.gt_size: {block["gt_size"]} is not a multiple of scale {opt["scale"]}.')
+
+
+def _check_gt_selection(opt: dict[str, Any], problems: list[str]) -> None:
+    from nriqa_basicsr.data.score_file import ScoreFileError, load_score_table
+    from nriqa_basicsr.data.selection import parse_selection_options
+
+    config, found = parse_selection_options((opt.get('train') or {}).get('gt_selection'))
+    problems.extend(found)
+    if config is None:
+        return
+    for name in config.metrics:
+        try:
+            get_metric_info(name, 'NR')
+        except UnknownMetricError as exc:
+            problems.append(f'train.gt_selection.metrics: {exc}')
+    train = (opt.get('datasets') or {}).get('train') or {}
+    if train.get('type') != 'MultiGTDataset':
+        if config.policy != 'original':
+            problems.append(f'train.gt_selection.policy "{config.policy}" needs datasets.train of type '
+                            f'MultiGTDataset (several GT variants per sample).')
+        return
+    if config.needs_labels and not train.get('dataroot_label'):
+        why = 'exclude_negatives' if config.policy not in ('upos', 'smp') else f'policy "{config.policy}"'
+        problems.append(f'train.gt_selection: {why} needs human labels; set datasets.train.dataroot_label.')
+    if config.needs_score_file and not train.get('score_file'):
+        problems.append(f'train.gt_selection: policy "{config.policy}" needs offline scores; set '
+                        f'datasets.train.score_file (made by scripts/score_gts.py'
+                        + (' --grid STRIDE --crop GT_SIZE' if config.policy == 'amo_cached' else '') + ').')
+    if config.policy == 'amo_cached' and train.get('score_file') and osp.isfile(train['score_file']):
+        try:
+            grid = load_score_table(train['score_file']).meta.get('grid')
+        except ScoreFileError as exc:
+            problems.append(f'datasets.train.score_file: {exc}')
+            return
+        if not grid:
+            problems.append(f'datasets.train.score_file {train["score_file"]}: has no score grid, which policy '
+                            f'"amo_cached" needs; rescore with --grid STRIDE --crop {train.get("gt_size")}.')
+
+
 def prepare_options(opt: dict[str, Any]) -> dict[str, Any]:
     """Validate our option blocks in a parsed BasicSR ``opt`` and fill defaults in place; raise on problems."""
     problems: list[str] = []
     _check_metric_blocks(opt, problems)
     _check_nriqa_losses(opt, problems)
+    _check_multigt_datasets(opt, problems)
+    _check_gt_selection(opt, problems)
     if problems:
         raise OptionsError(problems)
     return opt

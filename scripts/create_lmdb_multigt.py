@@ -26,10 +26,12 @@ import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
+import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
+
+# isort: split
 from basicsr.utils.lmdb_util import LmdbMaker  # noqa: E402
 
-import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
-from nriqa_basicsr.data.multigt_source import MultiGTSource  # noqa: E402
+from nriqa_basicsr.data.multigt_source import MultiGTSource, add_source_arguments, source_from_args  # noqa: E402
 
 
 def _shape(buf: bytes, source: str) -> tuple[int, int, int]:
@@ -84,10 +86,7 @@ def create_lmdb(source: MultiGTSource, out: str, lq_root: str | None = None, lq_
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--dataroot', required=True, help='folder with one sub-folder per GT variant')
-    parser.add_argument('--layout', choices=['hggt', 'generic'], default='hggt')
-    parser.add_argument('--variants', nargs='+', help='GT variant names, original first (generic layout)')
-    parser.add_argument('--filename-tmpl', help="stem template of non-original variants, e.g. '{name}_{variant}'")
+    add_source_arguments(parser, lmdb=False)
     parser.add_argument('--lq', help='folder of LQ images named like the originals (optional)')
     parser.add_argument('--lq-filename-tmpl', default='{}')
     parser.add_argument('--lq-ext', default='.png')
@@ -96,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--no-progress', action='store_true')
     args = parser.parse_args(argv)
     try:
-        source = MultiGTSource(args.dataroot, args.layout, args.variants, args.filename_tmpl)
+        source = source_from_args(args)
         out = create_lmdb(source, args.out, args.lq, args.lq_filename_tmpl, args.lq_ext, args.overwrite,
                           progress=not args.no_progress)
     except (ValueError, FileNotFoundError, FileExistsError) as exc:

@@ -41,9 +41,10 @@ import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
-from basicsr.utils.matlab_functions import imresize  # noqa: E402
-
 import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
+
+# isort: split
+from basicsr.utils.matlab_functions import imresize  # noqa: E402
 
 VARIANTS = ('original', '01', '02', '03', '04')
 ANNOTATORS = {'A': -0.1, 'B': 0.0, 'C': 0.1}

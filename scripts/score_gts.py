@@ -30,7 +30,7 @@ import torch
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
 import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
-from nriqa_basicsr.data.multigt_source import MultiGTSource  # noqa: E402
+from nriqa_basicsr.data.multigt_source import MultiGTSource, add_source_arguments, source_from_args  # noqa: E402
 from nriqa_basicsr.data.score_file import FORMAT, ScoreTable, dataset_fingerprint, grid_positions, save_score_table  # noqa: E402
 from nriqa_basicsr.iqa import IQAScorer, build_scorer  # noqa: E402
 
@@ -154,11 +154,7 @@ def score_dataset(source: MultiGTSource, scorers: dict[str, IQAScorer], out: str
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--dataroot', required=True, help='folder with one sub-folder (or <variant>.lmdb) per GT')
-    parser.add_argument('--layout', choices=['hggt', 'generic'], default='hggt')
-    parser.add_argument('--variants', nargs='+', help='GT variant names, original first (generic layout)')
-    parser.add_argument('--filename-tmpl', help="stem template of non-original variants, e.g. '{name}_{variant}'")
-    parser.add_argument('--io-backend', choices=['disk', 'lmdb'], default='disk')
+    add_source_arguments(parser)
     parser.add_argument('--metrics', nargs='+', required=True, help='pyiqa NR metric names')
     parser.add_argument('--out', required=True, help='score file to write (.npz)')
     parser.add_argument('--batch-size', type=int, default=16, help='images per forward pass')
@@ -174,8 +170,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.out.endswith('.npz'):
         parser.error('--out must end with .npz')
     try:
-        source = MultiGTSource(args.dataroot, args.layout, args.variants, args.filename_tmpl,
-                               {'type': args.io_backend})
+        source = source_from_args(args)
         scorers = {m: build_scorer(m, 'NR', args.device, weights_dir=args.weights_dir) for m in args.metrics}
         grid = (args.grid, args.crop) if args.grid else None
         table = score_dataset(source, scorers, args.out, args.batch_size, grid, args.workers,

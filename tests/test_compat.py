@@ -50,11 +50,32 @@ def test_basicsr_imports_without_distutils():
 
 
 def test_registration_of_every_new_name():
-    from basicsr.utils.registry import LOSS_REGISTRY, METRIC_REGISTRY
+    from basicsr.utils.registry import DATASET_REGISTRY, LOSS_REGISTRY, METRIC_REGISTRY
 
+    from nriqa_basicsr.data.multigt_dataset import MultiGTDataset
     from nriqa_basicsr.losses.nriqa_loss import NRIQALoss
     from nriqa_basicsr.metrics.nriqa_metric import calculate_fr_iqa, calculate_nriqa
 
     assert LOSS_REGISTRY.get('NRIQALoss') is NRIQALoss
+    assert DATASET_REGISTRY.get('MultiGTDataset') is MultiGTDataset
     assert METRIC_REGISTRY.get('calculate_nriqa') is calculate_nriqa
     assert METRIC_REGISTRY.get('calculate_fr_iqa') is calculate_fr_iqa
+
+
+def test_entry_scripts_apply_the_shims_before_basicsr():
+    """Standalone scripts must import nriqa_basicsr (compat shims) before anything from basicsr."""
+    import ast
+    import glob
+    import os.path as osp
+
+    files = glob.glob(osp.join(REPO_ROOT, 'scripts', '*.py')) + [osp.join(REPO_ROOT, 'nriqa_basicsr', 'train.py'),
+                                                                  osp.join(REPO_ROOT, 'nriqa_basicsr', 'test.py')]
+    for path in files:
+        order = []
+        for node in ast.parse(open(path).read()).body:  # module level only
+            if isinstance(node, ast.Import):
+                order += [a.name.split('.')[0] for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                order.append(node.module.split('.')[0])
+        if 'basicsr' in order:
+            assert 'nriqa_basicsr' in order[:order.index('basicsr')], f'{path} imports basicsr before the shims'

@@ -1,5 +1,6 @@
 """MultiGTDataset, its source/labels/score files, and the demo-data, scoring and LMDB scripts."""
 
+import glob
 import hashlib
 import json
 import os
@@ -10,6 +11,8 @@ import cv2
 import numpy as np
 import pytest
 import torch
+import yaml
+from conftest import REPO_ROOT
 
 from nriqa_basicsr.data.image_io import ImageReadError, decode_image
 from nriqa_basicsr.data.labels import POSITIVE, LabelError, effective_labels
@@ -404,3 +407,66 @@ def test_realesrgan_mode_gives_kernels_and_degradation_runs(demo):
                             generator=torch.Generator().manual_seed(0))
     assert lq.shape == (3, 3, 16, 16) and not lq.requires_grad
     assert lq.min() >= 0 and lq.max() <= 1 and torch.allclose(lq * 255, (lq * 255).round(), atol=1e-4)
+
+
+FRAGMENTS = sorted(glob.glob(osp.join(REPO_ROOT, 'options', 'train', 'gt_selection', '*.yml')))
+
+
+def test_every_policy_has_a_fragment():
+    from nriqa_basicsr.data.selection import POLICIES
+
+    assert sorted(osp.basename(p)[:-4] for p in FRAGMENTS) == sorted(POLICIES)
+
+
+@pytest.mark.parametrize('path', FRAGMENTS, ids=osp.basename)
+def test_policy_fragment_drives_dataset_and_selection(path, demo, piqe_scores):
+    """Each fragment, pointed at the demo data, passes start-up checks, loads, and selects valid GTs."""
+    from basicsr.utils.options import ordered_yaml
+
+    from nriqa_basicsr.data.labels import POSITIVE
+    from nriqa_basicsr.data.selection import parse_selection_options, select
+    from nriqa_basicsr.iqa import build_scorer
+    from nriqa_basicsr.options import prepare_options
+
+    with open(path) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    train, sel = dict(opt['datasets']['train']), dict(opt['train']['gt_selection'])
+    train.update(dataroot_gt=osp.join(demo, 'train', 'images'), dataroot_label=osp.join(demo, 'train', 'labels'),
+                 gt_size=64, phase='train', scale=4, report_counts=False)
+    if 'score_file' in train:
+        train['score_file'] = piqe_scores  # piqe with a 64 px grid instead of MUSIQ (offline)
+    if 'metrics' in sel:
+        sel['metrics'] = {'piqe': 1.0}
+    prepare_options({'scale': 4, 'datasets': {'train': train}, 'train': {'gt_selection': sel}})
+    config, problems = parse_selection_options(sel)
+    assert not problems
+    ds = MultiGTDataset(train)
+    batch = torch.utils.data.default_collate([ds[i] for i in range(min(4, len(ds)))])
+    b, k = batch['gts'].shape[:2]
+    scores = {'sma': batch.get('scores'), 'smp': batch.get('scores'), 'amo_cached': batch.get('grid_scores')}
+    if config.policy == 'amo':
+        with torch.no_grad():
+            scores['amo'] = build_scorer('piqe', device='cpu')(batch['gts'].flatten(0, 1)).view(b, k)
+    chosen = select(config.policy, labels=batch['labels'], scores=scores.get(config.policy), tau=config.tau,
+                    generator=torch.Generator().manual_seed(0), include_original=config.include_original,
+                    exclude_negatives=config.exclude_negatives, num_variants=k)
+    assert chosen.shape == (b,) and ((chosen >= 0) & (chosen < k)).all()
+    if config.policy in ('upos', 'smp'):
+        picked = batch['labels'][torch.arange(b), chosen]
+        assert ((picked == POSITIVE) | ((chosen == 0) & ~(batch['labels'] == POSITIVE).any(1))).all()
+    if config.policy in ('amo', 'amo_cached'):
+        assert torch.equal(chosen, scores[config.policy].argmax(1))
+
+
+def test_amo_cached_needs_a_grid_at_start_up(demo, piqe_scores, tmp_path):
+    from nriqa_basicsr.options import OptionsError, prepare_options
+
+    table = load_score_table(piqe_scores)
+    save_score_table(str(tmp_path / 'nogrid.npz'), ScoreTable(dict(table.meta, grid=None), table.groups, table.scores))
+    opt = {'scale': 4, 'datasets': {'train': {'type': 'MultiGTDataset', 'layout': 'hggt', 'gt_size': 64,
+                                              'dataroot_gt': osp.join(demo, 'train', 'images'),
+                                              'score_file': str(tmp_path / 'nogrid.npz')}},
+           'train': {'gt_selection': {'policy': 'amo_cached'}}}
+    with pytest.raises(OptionsError, match='has no score grid, which policy "amo_cached" needs; rescore with '
+                                           '--grid STRIDE --crop 64'):
+        prepare_options(opt)

@@ -45,3 +45,40 @@ def test_all_problems_reported_at_once():
     assert 'val.metrics.c.better: "niqe" is lower-is-better' in text
     assert 'val.metrics.d.better: must be "higher" or "lower"' in text
     assert 'train.iqa_opt.metrics: Unknown IQA metric "musiqq". Did you mean: musiq' in text
+
+
+def _multigt_opt(**selection):
+    return {
+        'scale': 4,
+        'datasets': {'train': {'type': 'MultiGTDataset', 'dataroot_gt': 'x', 'layout': 'hggt', 'gt_size': 64}},
+        'train': {'gt_selection': selection},
+    }
+
+
+def test_gt_selection_and_multigt_dataset_checks():
+    prepare_options(_multigt_opt(policy='amo', metrics={'niqe': 1.0}, tau=2))
+    opt = _multigt_opt(policy='smp', tau=0, temperature=3, metrics={'lpips': 1})
+    opt['datasets']['train'].update({'gt_sise': 64, 'layout': 'generic'})
+    with pytest.raises(OptionsError) as info:
+        prepare_options(opt)
+    text = str(info.value)
+    assert 'train.gt_selection.temperature: unknown option' in text
+    assert 'train.gt_selection.tau: must be > 0' in text
+    assert 'datasets.train.gt_sise: unknown MultiGTDataset option (did you mean gt_size?)' in text
+    assert 'datasets.train.gt_variants: required with layout generic' in text
+    opt = _multigt_opt(policy='smp', metrics={'lpips': 1})
+    with pytest.raises(OptionsError) as info:
+        prepare_options(opt)
+    text = str(info.value)
+    assert 'train.gt_selection.metrics: "lpips" is a full-reference metric' in text
+    assert 'policy "smp" needs human labels; set datasets.train.dataroot_label' in text
+    assert 'policy "smp" needs offline scores; set datasets.train.score_file' in text
+    with pytest.raises(OptionsError, match='policy "amo" scores candidates online; name the NR metric'):
+        prepare_options(_multigt_opt(policy='amo'))
+    with pytest.raises(OptionsError, match='needs datasets.train of type MultiGTDataset'):
+        prepare_options({'datasets': {'train': {'type': 'PairedImageDataset'}},
+                         'train': {'gt_selection': {'policy': 'upos'}}})
+    with pytest.raises(OptionsError, match='gt_size: 66 is not a multiple of scale 4'):
+        opt = _multigt_opt(policy='original')
+        opt['datasets']['train']['gt_size'] = 66
+        prepare_options(opt)

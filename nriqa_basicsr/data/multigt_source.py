@@ -14,6 +14,7 @@ With ``io_backend: {type: lmdb}`` ``dataroot_gt`` holds ``<variant>.lmdb`` folde
 
 from __future__ import annotations
 
+import argparse
 import os
 import os.path as osp
 from collections.abc import Sequence
@@ -25,7 +26,7 @@ from basicsr.utils import FileClient
 from nriqa_basicsr.data.image_io import decode_image
 from nriqa_basicsr.data.labels import NO_LABEL, effective_labels, read_hggt_label_file
 
-__all__ = ['HGGT_VARIANTS', 'MultiGTSource', 'MultiGTLayoutError']
+__all__ = ['HGGT_VARIANTS', 'MultiGTSource', 'MultiGTLayoutError', 'add_source_arguments', 'source_from_args']
 
 HGGT_VARIANTS = ('original', '01', '02', '03', '04')
 _IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -182,3 +183,19 @@ class MultiGTSource:
                      for a in annotators]
             codes[i], counts[i] = effective_labels(votes)
         return codes, counts
+
+
+def add_source_arguments(parser: argparse.ArgumentParser, lmdb: bool = True) -> None:
+    """The command-line options that locate a multi-GT dataset (shared by the scripts)."""
+    parser.add_argument('--dataroot', required=True,
+                        help='folder with one sub-folder' + (' (or <variant>.lmdb)' if lmdb else '') + ' per GT')
+    parser.add_argument('--layout', choices=['hggt', 'generic'], default='hggt')
+    parser.add_argument('--variants', nargs='+', help='GT variant names, original first (generic layout)')
+    parser.add_argument('--filename-tmpl', help="stem template of non-original variants, e.g. '{name}_{variant}'")
+    if lmdb:
+        parser.add_argument('--io-backend', choices=['disk', 'lmdb'], default='disk')
+
+
+def source_from_args(args: argparse.Namespace) -> MultiGTSource:
+    return MultiGTSource(args.dataroot, args.layout, args.variants, args.filename_tmpl,
+                         {'type': getattr(args, 'io_backend', 'disk')})

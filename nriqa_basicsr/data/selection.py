@@ -17,14 +17,17 @@ Argmax ties break towards the lowest index (the original first). Scores are qual
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
 from nriqa_basicsr.data.labels import NEGATIVE, POSITIVE
 
-__all__ = ['POLICIES', 'SCORE_POLICIES', 'LABEL_POLICIES', 'candidate_mask', 'combine_scores',
-           'selection_probabilities', 'select', 'zscore_stats']
+__all__ = ['POLICIES', 'SCORE_POLICIES', 'LABEL_POLICIES', 'SelectionConfig', 'candidate_mask', 'combine_scores',
+           'parse_selection_options', 'selection_probabilities', 'select', 'zscore_stats']
 
 POLICIES = ('original', 'upos', 'sma', 'smp', 'amo', 'amo_cached')
 SCORE_POLICIES = frozenset({'sma', 'smp', 'amo', 'amo_cached'})
@@ -133,3 +136,62 @@ def combine_scores(per_metric: Mapping[str, torch.Tensor], weights: Mapping[str,
         term = weight * (per_metric[name] - mean) / std
         total = term if total is None else total + term
     return total
+
+
+@dataclass(frozen=True)
+class SelectionConfig:
+    """Parsed ``train.gt_selection`` options (see README, option reference)."""
+
+    policy: str = 'original'
+    tau: float = 1.0
+    include_original: bool = True
+    exclude_negatives: bool = False
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def needs_labels(self) -> bool:
+        return self.policy in LABEL_POLICIES or self.exclude_negatives
+
+    @property
+    def needs_score_file(self) -> bool:
+        return self.policy in ('sma', 'smp', 'amo_cached')
+
+
+_SELECTION_KEYS = {'policy': str, 'tau': (int, float), 'include_original': bool, 'exclude_negatives': bool,
+                   'metrics': (dict, list, str)}
+
+
+def parse_selection_options(opt: Mapping[str, Any] | None) -> tuple[SelectionConfig | None, list[str]]:
+    """``train.gt_selection`` → config and the list of problems found (all of them, not just the first)."""
+    if opt is None:
+        return None, []
+    problems = []
+    if not isinstance(opt, Mapping):
+        return None, [f'train.gt_selection must be a mapping, got {type(opt).__name__}.']
+    for key, value in opt.items():
+        if key not in _SELECTION_KEYS:
+            close = difflib.get_close_matches(key, list(_SELECTION_KEYS), n=1)
+            problems.append(f'train.gt_selection.{key}: unknown option' + (f' (did you mean {close[0]}?)' if close
+                                                                            else f'; known: {sorted(_SELECTION_KEYS)}'))
+        elif isinstance(value, bool) and _SELECTION_KEYS[key] is not bool:
+            problems.append(f'train.gt_selection.{key}: expected {_SELECTION_KEYS[key]}, got a boolean.')
+        elif not isinstance(value, _SELECTION_KEYS[key]):
+            problems.append(f'train.gt_selection.{key}: wrong type {type(value).__name__}.')
+    policy = opt.get('policy', 'original')
+    if policy not in POLICIES:
+        problems.append(f'train.gt_selection.policy: "{policy}" is not one of {list(POLICIES)}.')
+    tau = opt.get('tau', 1.0)
+    if isinstance(tau, (int, float)) and not isinstance(tau, bool) and not tau > 0:
+        problems.append(f'train.gt_selection.tau: must be > 0, got {tau}.')
+    metrics = opt.get('metrics') or {}
+    if isinstance(metrics, str):
+        metrics = {metrics: 1.0}
+    elif isinstance(metrics, list):
+        metrics = {m: 1.0 for m in metrics}
+    if policy == 'amo' and not metrics:
+        problems.append('train.gt_selection.metrics: policy "amo" scores candidates online; name the NR '
+                        'metric(s), e.g. metrics: {musiq: 1.0}.')
+    if problems:
+        return None, problems
+    return SelectionConfig(policy, float(tau), bool(opt.get('include_original', True)),
+                           bool(opt.get('exclude_negatives', False)), dict(metrics)), []
