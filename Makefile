@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TORCH_INDEX ?=
 STAMP := $(VENV)/.nriqa-installed
 
-.PHONY: install test lint clean-venv
+.PHONY: install test lint demo clean-venv
 
 install: $(STAMP)
 
@@ -28,6 +28,9 @@ $(STAMP): requirements.txt constraints.txt setup.py Makefile
 
 test: install
 	HF_HUB_OFFLINE=1 $(PY) -m pytest -q tests
+
+demo: install
+	HF_HUB_OFFLINE=1 $(PY) scripts/run_demo.py
 
 lint: install
 	$(VENV)/bin/ruff check nriqa_basicsr scripts tests

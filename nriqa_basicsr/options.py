@@ -137,6 +137,61 @@ def _check_gt_selection(opt: dict[str, Any], problems: list[str]) -> None:
                             f'"amo_cached" needs; rescore with --grid STRIDE --crop {train.get("gt_size")}.')
 
 
+_DEGRADATION_KEYS = ('resize_prob', 'resize_range', 'gaussian_noise_prob', 'noise_range', 'poisson_scale_range',
+                     'gray_noise_prob', 'jpeg_range')
+DEGRADATION_KEYS = frozenset(_DEGRADATION_KEYS + tuple(f'{k}2' for k in _DEGRADATION_KEYS))
+NEG_KEYS = frozenset({'loss_weight'})
+
+
+def _unknown(where: str, given: Any, valid: frozenset | set, problems: list[str]) -> None:
+    if not isinstance(given, dict):
+        problems.append(f'{where}: must be a mapping.')
+        return
+    for key in given:
+        if key not in valid:
+            problems.append(f'{where}.{key}: unknown option; valid keys: {sorted(valid)}.')
+
+
+def _check_model_sections(opt: dict[str, Any], problems: list[str]) -> None:
+    """Sections read by NRIQAModel; they are refused with any other model (BasicSR would ignore them)."""
+    import inspect
+
+    from nriqa_basicsr.archs.lora import validate_lora_options
+    from nriqa_basicsr.losses.nriqa_loss import NRIQALoss
+
+    train = opt.get('train') or {}
+    ours = [k for k in ('gt_selection', 'iqa_opt', 'neg_opt', 'amp', 'channels_last') if k in train]
+    ours += [k for k in ('network_g_lora', 'degradation') if k in opt]
+    if opt.get('model_type') != 'NRIQAModel':
+        if ours and opt.get('model_type'):
+            problems.append(f'{", ".join(ours)}: read only by model_type NRIQAModel, but model_type is '
+                            f'{opt.get("model_type")}; set model_type: NRIQAModel.')
+        return
+    if 'network_g_lora' in opt:
+        problems.extend(validate_lora_options(opt['network_g_lora'], (opt.get('network_g') or {}).get('type')))
+        if not (opt.get('path') or {}).get('pretrain_network_g'):
+            problems.append('network_g_lora (FT stage) needs path.pretrain_network_g, the stage-one generator.')
+    if 'iqa_opt' in train:
+        valid = set(inspect.signature(NRIQALoss.__init__).parameters) - {'self'} | {'type'}
+        _unknown('train.iqa_opt', train['iqa_opt'], valid, problems)
+    if 'neg_opt' in train:
+        _unknown('train.neg_opt', train['neg_opt'], NEG_KEYS, problems)
+        if not ((opt.get('datasets') or {}).get('train') or {}).get('dataroot_label'):
+            problems.append('train.neg_opt: the negative loss needs human labels (datasets.train.dataroot_label).')
+    if 'degradation' in opt:
+        _unknown('degradation', opt['degradation'], DEGRADATION_KEYS, problems)
+    amp = train.get('amp', False)
+    if amp not in (False, None, 'false', 'bf16', 'fp16', True):
+        problems.append(f'train.amp: must be bf16, fp16 or false, got {amp!r}.')
+    if not isinstance(train.get('channels_last', False), bool):
+        problems.append('train.channels_last: must be true or false.')
+    if ('network_d' in opt) != bool(train.get('gan_opt')):
+        problems.append('network_d and train.gan_opt go together: give both for GAN training, neither to train '
+                        'GAN-free (e.g. the FT stage).')
+    if not any(train.get(k) for k in ('pixel_opt', 'perceptual_opt', 'iqa_opt')):
+        problems.append('NRIQAModel needs at least one of train.pixel_opt, train.perceptual_opt, train.iqa_opt.')
+
+
 def prepare_options(opt: dict[str, Any]) -> dict[str, Any]:
     """Validate our option blocks in a parsed BasicSR ``opt`` and fill defaults in place; raise on problems."""
     problems: list[str] = []
@@ -144,6 +199,7 @@ def prepare_options(opt: dict[str, Any]) -> dict[str, Any]:
     _check_nriqa_losses(opt, problems)
     _check_multigt_datasets(opt, problems)
     _check_gt_selection(opt, problems)
+    _check_model_sections(opt, problems)
     if problems:
         raise OptionsError(problems)
     return opt

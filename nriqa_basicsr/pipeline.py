@@ -63,7 +63,19 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     if path is None:
         return None
     state = torch.load(path, map_location=_state_device(opt), weights_only=True)
-    check_resume(opt, state['iter'])
+    if 'network_g_lora' in opt:
+        # FT runs save adapters only (net_g_lora_<iter>.pth): keep the stage-one generator as the base, with its
+        # own param key, and let check_resume point pretrain_network_g_lora at the adapters.
+        ignore = list(opt['path'].get('ignore_resume_networks') or [])
+        opt['path']['ignore_resume_networks'] = ignore + ['network_g']
+        base_key = opt['path'].get('param_key_g')
+        check_resume(opt, state['iter'])
+        if base_key is None:
+            opt['path'].pop('param_key_g', None)
+        else:
+            opt['path']['param_key_g'] = base_key
+    else:
+        check_resume(opt, state['iter'])
     return state
 
 

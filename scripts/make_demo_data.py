@@ -165,7 +165,7 @@ Patches: {size}x{size}; train groups: {n_train}; val groups: {n_val}; annotator 
 """
 
 
-def make_demo_data(out: str, num_train: int = 48, num_val: int = 8, size: int = 256, scale: int = 4,
+def make_demo_data(out: str, num_train: int = 40, num_val: int = 6, size: int = 256, scale: int = 4,
                    seed: int = 0, overwrite: bool = False) -> str:
     if osp.exists(out):
         if not overwrite:
@@ -191,8 +191,8 @@ def make_demo_data(out: str, num_train: int = 48, num_val: int = 8, size: int = 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--out', default='datasets/demo', help='output folder (default: %(default)s)')
-    parser.add_argument('--num-train', type=int, default=48)
-    parser.add_argument('--num-val', type=int, default=8)
+    parser.add_argument('--num-train', type=int, default=40)
+    parser.add_argument('--num-val', type=int, default=6)
     parser.add_argument('--size', type=int, default=256, help='HR patch size (multiple of --scale)')
     parser.add_argument('--scale', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)

@@ -147,6 +147,7 @@ class SelectionConfig:
     include_original: bool = True
     exclude_negatives: bool = False
     metrics: dict[str, float] = field(default_factory=dict)
+    metric_opts: dict[str, dict] = field(default_factory=dict)
 
     @property
     def needs_labels(self) -> bool:
@@ -158,7 +159,7 @@ class SelectionConfig:
 
 
 _SELECTION_KEYS = {'policy': str, 'tau': (int, float), 'include_original': bool, 'exclude_negatives': bool,
-                   'metrics': (dict, list, str)}
+                   'metrics': (dict, list, str), 'metric_opts': dict}
 
 
 def parse_selection_options(opt: Mapping[str, Any] | None) -> tuple[SelectionConfig | None, list[str]]:
@@ -193,5 +194,9 @@ def parse_selection_options(opt: Mapping[str, Any] | None) -> tuple[SelectionCon
                         'metric(s), e.g. metrics: {musiq: 1.0}.')
     if problems:
         return None, problems
+    metric_opts = dict(opt.get('metric_opts') or {})
+    stray = sorted(set(metric_opts) - set(metrics))
+    if stray:
+        return None, [f'train.gt_selection.metric_opts: given for {stray}, which are not in metrics.']
     return SelectionConfig(policy, float(tau), bool(opt.get('include_original', True)),
-                           bool(opt.get('exclude_negatives', False)), dict(metrics)), []
+                           bool(opt.get('exclude_negatives', False)), dict(metrics), metric_opts), []

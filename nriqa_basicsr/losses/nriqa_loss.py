@@ -81,6 +81,7 @@ class NRIQALoss(nn.Module):
         self.clamp = clamp
         self.nonfinite = nonfinite
         self.nonfinite_counts: Counter[str] = Counter()
+        self.last_quality: dict[str, torch.Tensor] = {}  # detached batch-mean quality per metric, for logging
         self._scorer_opts = {
             name: {'normalize': normalize, 'weights_dir': weights_dir, **metric_opts.get(name, {})}
             for name in self.weights
@@ -110,6 +111,7 @@ class NRIQALoss(nn.Module):
                 get_root_logger().warning(f'NRIQALoss: skipped {bad} non-finite "{name}" score(s) '
                                           f'({self.nonfinite_counts[name]} so far).')
                 quality = torch.where(finite, quality, torch.zeros_like(quality))
+            self.last_quality[name] = quality.detach().mean()
             total = total - weight * quality
         total = self.loss_weight * total
         if self.reduction == 'mean':

@@ -1,0 +1,107 @@
+"""LoRA adapters on a frozen SR generator (the paper's FT stage), through peft.
+
+peft's LoRA covers both layer kinds we need: ``nn.Conv2d`` (RRDBNet: a k×k conv to ``rank`` channels followed by a
+zero-initialised 1×1 conv back, scaled by ``alpha / rank``) and ``nn.Linear`` (SwinIR). Injection freezes every
+non-adapter parameter. For export, adapters are merged into the base weights and the LoRA wrappers removed, so
+the state dict has the stock architecture's keys and loads into BasicSR's ``RRDBNet`` / ``SwinIR`` with
+``strict=True``.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ['DEFAULT_TARGETS', 'LORA_KEYS', 'inject_lora', 'load_lora_state_dict', 'lora_state_dict',
+           'merged_state_dict', 'parameter_counts', 'validate_lora_options']
+
+# RRDB: every 3x3 conv of the residual dense blocks, the trunk conv and the upsampling convs; SwinIR: attention
+# and MLP projections. Regexes are matched against full module names (peft semantics).
+DEFAULT_TARGETS = {
+    'RRDBNet': r'^(body\.\d+\.rdb\d\.conv\d|conv_body|conv_up1|conv_up2|conv_hr)$',
+    'SwinIR': r'^layers\.\d+\.residual_group\.blocks\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)$',
+}
+LORA_KEYS = {'rank': int, 'alpha': (int, float), 'dropout': (int, float), 'target_modules': (str, list)}
+
+
+def validate_lora_options(opt: Any, arch: str | None) -> list[str]:
+    """Problems with a ``network_g_lora`` block (empty list when fine)."""
+    if not isinstance(opt, dict):
+        return [f'network_g_lora must be a mapping with keys {sorted(LORA_KEYS)}.']
+    problems = [f'network_g_lora.{k}: unknown option; valid keys: {sorted(LORA_KEYS)}.' for k in opt
+                if k not in LORA_KEYS]
+    for key, kind in LORA_KEYS.items():
+        if key in opt and (isinstance(opt[key], bool) or not isinstance(opt[key], kind)):
+            problems.append(f'network_g_lora.{key}: wrong type {type(opt[key]).__name__}.')
+    if isinstance(opt.get('rank', 8), int) and opt.get('rank', 8) < 1:
+        problems.append('network_g_lora.rank: must be >= 1.')
+    if isinstance(opt.get('dropout', 0.0), (int, float)) and not 0 <= opt.get('dropout', 0.0) < 1:
+        problems.append('network_g_lora.dropout: must be in [0, 1).')
+    if 'target_modules' not in opt and arch not in DEFAULT_TARGETS:
+        problems.append(f'network_g_lora.target_modules: no default for arch {arch}; give a regex or a list of '
+                        f'module-name suffixes (defaults exist for {sorted(DEFAULT_TARGETS)}).')
+    return problems
+
+
+def inject_lora(net: nn.Module, opt: dict[str, Any], arch: str | None = None) -> nn.Module:
+    """Add LoRA adapters to ``net`` in place (base weights frozen); returns ``net``."""
+    from peft import LoraConfig, inject_adapter_in_model
+
+    problems = validate_lora_options(opt, arch)
+    if problems:
+        raise ValueError('\n'.join(problems))
+    rank = int(opt.get('rank', 8))
+    config = LoraConfig(r=rank, lora_alpha=float(opt.get('alpha', rank)), lora_dropout=float(opt.get('dropout', 0)),
+                        target_modules=opt.get('target_modules') or DEFAULT_TARGETS[arch], bias='none')
+    try:
+        inject_adapter_in_model(config, net)
+    except ValueError as exc:  # peft: "Target modules ... not found in the base model"
+        raise ValueError(f'network_g_lora.target_modules {config.target_modules!r} matches no layer of {arch}: '
+                         f'{exc}') from exc
+    return net
+
+
+def _lora_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:
+    from peft.tuners.lora import LoraLayer
+
+    return [(name, m) for name, m in net.named_modules() if isinstance(m, LoraLayer)]
+
+
+def lora_state_dict(net: nn.Module) -> dict[str, torch.Tensor]:
+    """Adapter weights only (peft's naming without the adapter name)."""
+    from peft import get_peft_model_state_dict
+
+    return {k: v.detach().cpu().clone() for k, v in get_peft_model_state_dict(net).items()}
+
+
+def load_lora_state_dict(net: nn.Module, state: dict[str, torch.Tensor], source: str = 'checkpoint') -> None:
+    """Load adapter weights; refuses a state dict that does not cover exactly this net's adapters."""
+    from peft import set_peft_model_state_dict
+
+    expected = set(lora_state_dict(net))
+    missing, unexpected = sorted(expected - set(state)), sorted(set(state) - expected)
+    if missing or unexpected:
+        raise ValueError(f'{source}: LoRA adapters do not match network_g_lora (missing {missing[:3]}'
+                         f'{" ..." if len(missing) > 3 else ""}, unexpected {unexpected[:3]}'
+                         f'{" ..." if len(unexpected) > 3 else ""}); check rank and target_modules.')
+    set_peft_model_state_dict(net, state)
+
+
+def merged_state_dict(net: nn.Module) -> dict[str, torch.Tensor]:
+    """State dict of ``net`` with adapters merged into the base weights, under the stock architecture's keys."""
+    merged = copy.deepcopy(net).cpu()
+    for name, layer in _lora_layers(merged):
+        layer.merge(safe_merge=True)
+        parent_name, _, child = name.rpartition('.')
+        parent = merged.get_submodule(parent_name) if parent_name else merged
+        setattr(parent, child, layer.get_base_layer())
+    return {k: v.detach().clone() for k, v in merged.state_dict().items()}
+
+
+def parameter_counts(net: nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameter counts."""
+    params = list(net.parameters())
+    return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)

@@ -1,0 +1,374 @@
+"""``NRIQAModel``: SR training with NR-IQA-guided GT selection, an NR-IQA loss term and LoRA fine-tuning.
+
+Built on BasicSR's ``SRGANModel`` (discriminator, EMA, schedulers, saving, validation are reused). What it adds
+is orchestration; the method's logic lives in its own modules:
+
+* GT selection per sample (``train.gt_selection``) → :mod:`nriqa_basicsr.data.selection`; AMO scores the K
+  candidate crops of the whole batch in one no-grad pass of the scorer (:mod:`nriqa_basicsr.iqa`);
+* the NR-IQA loss (``train.iqa_opt``) → :class:`nriqa_basicsr.losses.nriqa_loss.NRIQALoss`;
+* HGGT's negative loss (``train.neg_opt``) → :mod:`nriqa_basicsr.losses.negative_loss`;
+* LoRA on a frozen generator (``network_g_lora``) → :mod:`nriqa_basicsr.archs.lora`;
+* blind LR synthesis on the device (dataset ``lq_mode: realesrgan``) → :mod:`nriqa_basicsr.data.degradation`.
+
+The GAN is optional: without ``network_d`` the model trains GAN-free (the FT stage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import os.path as osp
+from collections import OrderedDict
+from copy import deepcopy
+from typing import Any
+
+import torch
+from basicsr.archs import build_network
+from basicsr.losses import build_loss
+from basicsr.models.base_model import BaseModel
+from basicsr.models.sr_model import SRModel
+from basicsr.models.srgan_model import SRGANModel
+from basicsr.utils import get_root_logger
+from basicsr.utils.registry import MODEL_REGISTRY
+
+from nriqa_basicsr.archs.lora import (
+    inject_lora,
+    load_lora_state_dict,
+    lora_state_dict,
+    merged_state_dict,
+    parameter_counts,
+)
+from nriqa_basicsr.data.degradation import degrade_realesrgan
+from nriqa_basicsr.data.selection import combine_scores, parse_selection_options, select, zscore_stats
+from nriqa_basicsr.iqa import build_scorer
+from nriqa_basicsr.losses.negative_loss import negative_loss, negative_weight_map, pick_negative_pairs
+
+__all__ = ['NRIQAModel', 'CheckpointMismatchError']
+
+
+class CheckpointMismatchError(ValueError):
+    """A pretrained checkpoint does not fit the configured network."""
+
+
+def load_checkpoint_params(path: str, param_key: str | None) -> dict[str, torch.Tensor]:
+    """Tensors of a BasicSR checkpoint (``param_key`` falls back to ``params``), loaded without unpickling code."""
+    if not osp.isfile(path):
+        raise FileNotFoundError(f'pretrained checkpoint {path}: no such file.')
+    state = torch.load(path, map_location='cpu', weights_only=True)
+    if param_key is not None and isinstance(state, dict) and (param_key in state or 'params' in state):
+        state = state[param_key if param_key in state else 'params']
+    return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
+
+
+def load_matching(net: torch.nn.Module, state: dict[str, torch.Tensor], path: str, strict: bool = True) -> None:
+    """``load_state_dict`` with an error that shows a few missing / unexpected / mis-shaped keys."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    shapes = [f'{k} {tuple(state[k].shape)} vs {tuple(own[k].shape)}' for k in own
+              if k in state and state[k].shape != own[k].shape]
+    if shapes or (strict and (missing or unexpected)):
+        def few(items: list[str]) -> str:
+            return ', '.join(items[:4]) + (f' ... ({len(items)} in all)' if len(items) > 4 else '') or 'none'
+        raise CheckpointMismatchError(
+            f'{path} does not fit {type(net).__name__}: missing keys: {few(missing)}; unexpected keys: '
+            f'{few(unexpected)}; shape mismatches: {few(shapes)}. Check network_g against the checkpoint '
+            f'(arch, num_block, num_feat, scale) and param_key_g.')
+    net.load_state_dict({k: v for k, v in state.items() if k in own}, strict=False)
+
+
+@MODEL_REGISTRY.register()
+class NRIQAModel(SRGANModel):
+    """See the module docstring and the README's option reference."""
+
+    def __init__(self, opt: dict[str, Any]) -> None:
+        BaseModel.__init__(self, opt)
+        self.lora_opt = opt.get('network_g_lora')
+        if self.lora_opt is not None and not opt['path'].get('pretrain_network_g'):
+            raise ValueError('network_g_lora (FT stage) needs path.pretrain_network_g: LoRA adapts a trained '
+                             'generator, it does not train one from scratch.')
+        self.net_g = self.model_to_device(self._build_generator(opt['path'].get('param_key_g', 'params'), 'params'))
+        self.print_network(self.net_g)
+        self._validating = False
+        if self.is_train:
+            self.init_training_settings()
+
+    # ------------------------------------------------------------------------------------------ networks
+    def _build_generator(self, base_key: str, adapter_key: str) -> torch.nn.Module:
+        """Generator with pretrained base weights, then LoRA adapters (when configured) and their checkpoint."""
+        net = build_network(deepcopy(self.opt['network_g']))
+        path_opt = self.opt['path']
+        if path_opt.get('pretrain_network_g'):
+            path = path_opt['pretrain_network_g']
+            load_matching(net, load_checkpoint_params(path, base_key), path, path_opt.get('strict_load_g', True))
+            get_root_logger().info(f'Loaded generator from {path} [{base_key}].')
+        if self.lora_opt is not None:
+            inject_lora(net, self.lora_opt, self.opt['network_g']['type'])
+            adapters = path_opt.get('pretrain_network_g_lora')
+            if adapters:
+                load_lora_state_dict(net, load_checkpoint_params(adapters, adapter_key), adapters)
+                get_root_logger().info(f'Loaded LoRA adapters from {adapters} [{adapter_key}].')
+        return net
+
+    def init_training_settings(self) -> None:
+        train_opt = self.opt['train']
+        logger = get_root_logger()
+        self.net_g.train()
+        self.ema_decay = train_opt.get('ema_decay', 0)
+        if self.ema_decay > 0:
+            has_base = bool(self.opt['path'].get('pretrain_network_g'))
+            self.net_g_ema = self._build_generator('params_ema' if has_base else 'params', 'params_ema')
+            self.net_g_ema = self.net_g_ema.to(self.device)
+            if not has_base:
+                self.model_ema(0)
+            self.net_g_ema.eval()
+            self.net_g_ema.requires_grad_(False)
+
+        self.use_gan = 'network_d' in self.opt
+        if self.use_gan:
+            self.net_d = self.model_to_device(build_network(self.opt['network_d']))
+            self.print_network(self.net_d)
+            if self.opt['path'].get('pretrain_network_d'):
+                self.load_network(self.net_d, self.opt['path']['pretrain_network_d'],
+                                  self.opt['path'].get('strict_load_d', True),
+                                  self.opt['path'].get('param_key_d', 'params'))
+            self.net_d.train()
+            self.cri_gan = build_loss(train_opt['gan_opt']).to(self.device)
+        self.net_d_iters = train_opt.get('net_d_iters', 1)
+        self.net_d_init_iters = train_opt.get('net_d_init_iters', 0)
+
+        self.cri_pix = build_loss(train_opt['pixel_opt']).to(self.device) if train_opt.get('pixel_opt') else None
+        self.cri_perceptual = (build_loss(train_opt['perceptual_opt']).to(self.device)
+                               if train_opt.get('perceptual_opt') else None)
+        self.cri_iqa = build_loss(dict(train_opt['iqa_opt'], device=str(self.device))) if train_opt.get('iqa_opt') \
+            else None
+        self.neg_weight = float((train_opt.get('neg_opt') or {}).get('loss_weight', 0.0))
+        if not (self.cri_pix or self.cri_perceptual or self.cri_iqa):
+            raise ValueError('NRIQAModel needs at least one of train.pixel_opt, train.perceptual_opt, train.iqa_opt.')
+
+        self.selection, problems = parse_selection_options(train_opt.get('gt_selection') or {'policy': 'original'})
+        if problems:
+            raise ValueError('\n'.join(problems))
+        self.sel_generator = torch.Generator().manual_seed(int(self.opt.get('manual_seed') or 0) + self.opt['rank'])
+        self.amo_scorers = {m: build_scorer(m, 'NR', self.device, **self.selection.metric_opts.get(m, {}))
+                            for m in (self.selection.metrics if self.selection.policy == 'amo' else {})}
+
+        self._setup_precision(train_opt)
+        self.nonfinite_skips = 0
+        self.setup_optimizers()
+        self.setup_schedulers()
+        trainable, total = parameter_counts(self.get_bare_model(self.net_g))
+        logger.info(f'Generator: {trainable:,} of {total:,} parameters trainable ({100 * trainable / total:.2f}%)'
+                    + (' — LoRA adapters only' if self.lora_opt is not None else ''))
+
+    def _setup_precision(self, train_opt: dict[str, Any]) -> None:
+        amp = train_opt.get('amp', False)
+        amp = {True: 'bf16', 'false': False, None: False}.get(amp, amp)
+        if amp not in (False, 'bf16', 'fp16'):
+            raise ValueError(f'train.amp must be bf16, fp16 or false, got {amp!r}.')
+        on_cuda = self.device.type == 'cuda'
+        if (amp or train_opt.get('channels_last')) and not on_cuda:
+            get_root_logger().info('train.amp / train.channels_last apply on CUDA only; ignored on this device.')
+        self.amp_dtype = {'bf16': torch.bfloat16, 'fp16': torch.float16}.get(amp) if on_cuda else None
+        self.scaler = torch.amp.GradScaler('cuda', enabled=on_cuda and amp == 'fp16')
+        self.channels_last = bool(train_opt.get('channels_last')) and on_cuda
+        if self.channels_last:
+            for net in [self.net_g] + ([self.net_d] if self.use_gan else []):
+                net.to(memory_format=torch.channels_last)
+            for scorer in self.amo_scorers.values():
+                scorer.to(memory_format=torch.channels_last)
+
+    def _autocast(self) -> contextlib.AbstractContextManager:
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast('cuda', dtype=self.amp_dtype)
+
+    def setup_optimizers(self) -> None:
+        train_opt = self.opt['train']
+        params = [p for p in self.net_g.parameters() if p.requires_grad]
+        optim_g = dict(train_opt['optim_g'])
+        self.optimizer_g = self.get_optimizer(optim_g.pop('type'), params, **optim_g)
+        self.optimizers.append(self.optimizer_g)
+        if self.use_gan:
+            optim_d = dict(train_opt['optim_d'])
+            self.optimizer_d = self.get_optimizer(optim_d.pop('type'), self.net_d.parameters(), **optim_d)
+            self.optimizers.append(self.optimizer_d)
+
+    # ------------------------------------------------------------------------------------------ data
+    def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):  # noqa: ANN001
+        self._validating = True
+        try:
+            return super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            self._validating = False
+
+    def feed_data(self, data: dict[str, Any]) -> None:
+        if self._validating or not self.is_train or 'gts' not in data:
+            if 'lq' not in data:
+                raise KeyError('validation data needs "lq" (use lq_mode paired or bicubic for validation sets).')
+            SRModel.feed_data(self, data)
+            return
+        gts = data['gts'].to(self.device, non_blocking=True)
+        batch = gts.shape[0]
+        if 'lq' in data:
+            self.lq = data['lq'].to(self.device, non_blocking=True)
+        else:  # blind degradation of the original, on the device
+            kernels = {n: data[n].to(self.device) for n in ('kernel1', 'kernel2', 'sinc_kernel') if n in data}
+            self.lq = degrade_realesrgan(gts[:, 0], kernels['kernel1'], kernels['sinc_kernel'],
+                                         self.opt.get('degradation') or {}, self.opt['scale'],
+                                         kernel2=kernels.get('kernel2'), generator=self.sel_generator)
+        if self.channels_last:
+            self.lq = self.lq.contiguous(memory_format=torch.channels_last)
+        self.labels = data['labels']
+        self.label_counts = data['label_counts']
+        self.gts = gts
+        self.selected = self._select(data, gts)
+        self.gt = gts[torch.arange(batch, device=self.device), self.selected.to(self.device)]
+
+    @torch.no_grad()
+    def score_candidates(self, gts: torch.Tensor) -> torch.Tensor:
+        """AMO: quality ``(B, K)`` of all candidate crops of the batch, one scorer pass per metric."""
+        batch, k = gts.shape[:2]
+        flat = gts.flatten(0, 1)
+        if self.channels_last:
+            flat = flat.contiguous(memory_format=torch.channels_last)
+        with self._autocast():
+            per_metric = {m: s(flat).float().view(batch, k) for m, s in self.amo_scorers.items()}
+        weights = self.selection.metrics
+        # several metrics are put on one scale with the batch's own statistics (no dataset-level stats online)
+        stats = {m: zscore_stats(v) for m, v in per_metric.items()} if len(weights) > 1 else None
+        return combine_scores(per_metric, weights, stats)
+
+    def _select(self, data: dict[str, Any], gts: torch.Tensor) -> torch.Tensor:
+        policy = self.selection.policy
+        scores = None
+        if policy in ('sma', 'smp', 'amo_cached'):
+            key = 'grid_scores' if policy == 'amo_cached' else 'scores'
+            if key not in data:
+                raise KeyError(f'policy "{policy}" needs "{key}" in the batch: configure score_file on the training '
+                               f'dataset' + (' with a score grid' if key == 'grid_scores' else '') + '.')
+            scores = data[key]
+        elif policy == 'amo':
+            scores = self.score_candidates(gts).cpu()
+        self.candidate_scores = scores
+        return select(policy, labels=data['labels'], scores=scores, tau=self.selection.tau,
+                      generator=self.sel_generator, include_original=self.selection.include_original,
+                      exclude_negatives=self.selection.exclude_negatives, num_variants=gts.shape[1])
+
+    # ------------------------------------------------------------------------------------------ training
+    def _negative_term(self, output: torch.Tensor) -> torch.Tensor | None:
+        neg_idx, pos_idx, has_neg, has_pos = pick_negative_pairs(self.labels, self.sel_generator)
+        if not bool(has_neg.any()):
+            return None
+        rows = torch.arange(self.gts.shape[0], device=self.device)
+        original = self.gts[:, 0]
+        negative, positive = self.gts[rows, neg_idx.to(self.device)], self.gts[rows, pos_idx.to(self.device)]
+        counts = self.label_counts.to(self.device)
+        weight_map = negative_weight_map(original, positive, negative, counts[rows, pos_idx.to(self.device)],
+                                         counts[rows, neg_idx.to(self.device)], has_pos.to(self.device))
+        return self.neg_weight * negative_loss(output, negative, weight_map, has_neg)
+
+    def optimize_parameters(self, current_iter: int) -> None:
+        loss_dict: OrderedDict[str, torch.Tensor] = OrderedDict()
+        g_step = not self.use_gan or (current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters)
+        if self.use_gan:
+            self.net_d.requires_grad_(False)
+        self.optimizer_g.zero_grad(set_to_none=True)
+        with self._autocast():
+            self.output = self.net_g(self.lq)
+        output = self.output.float()
+        if g_step:
+            l_total = output.new_zeros(())
+            if self.cri_pix:
+                loss_dict['l_g_pix'] = self.cri_pix(output, self.gt)
+            if self.cri_perceptual:
+                percep, style = self.cri_perceptual(output, self.gt)
+                if percep is not None:
+                    loss_dict['l_g_percep'] = percep
+                if style is not None:
+                    loss_dict['l_g_style'] = style
+            if self.use_gan:
+                with self._autocast():
+                    fake = self.net_d(self.output)
+                loss_dict['l_g_gan'] = self.cri_gan(fake.float(), True, is_disc=False)
+            if self.cri_iqa:
+                loss_dict['l_g_iqa'] = self.cri_iqa(output)
+                for name, value in self.cri_iqa.last_quality.items():
+                    loss_dict[f'iqa_{name}'] = value
+            if self.neg_weight:
+                term = self._negative_term(output)
+                if term is not None:
+                    loss_dict['l_g_neg'] = term
+            for name, value in loss_dict.items():
+                if name.startswith('l_'):
+                    l_total = l_total + value
+            if torch.isfinite(l_total):
+                self.scaler.scale(l_total).backward()
+                self.scaler.step(self.optimizer_g)
+                self.scaler.update()
+            else:
+                self.nonfinite_skips += 1
+                bad = [n for n, v in loss_dict.items() if n.startswith('l_') and not torch.isfinite(v)]
+                get_root_logger().warning(f'iter {current_iter}: non-finite loss ({", ".join(bad)}); generator step '
+                                          f'skipped ({self.nonfinite_skips} so far).')
+        if self.use_gan:
+            self._discriminator_step(loss_dict)
+        self._log_selection(loss_dict, current_iter)
+        self.log_dict = self.reduce_loss_dict(loss_dict)
+        if self.ema_decay > 0:
+            self.model_ema(decay=self.ema_decay)
+
+    def _discriminator_step(self, loss_dict: OrderedDict) -> None:
+        self.net_d.requires_grad_(True)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        with self._autocast():
+            real = self.net_d(self.gt).float()
+            fake = self.net_d(self.output.detach()).float()
+        l_real = self.cri_gan(real, True, is_disc=True)
+        l_fake = self.cri_gan(fake, False, is_disc=True)
+        loss_dict.update(l_d_real=l_real, l_d_fake=l_fake, out_d_real=real.detach().mean(),
+                         out_d_fake=fake.detach().mean())
+        self.scaler.scale(l_real + l_fake).backward()
+        self.scaler.step(self.optimizer_d)
+        self.scaler.update()
+
+    def _log_selection(self, loss_dict: OrderedDict, current_iter: int) -> None:
+        """Fraction of the batch supervised by each GT variant (``sel_<variant>``), and the scorer's mean
+        quality of the SR output (``iqa_<metric>``) when no NR-IQA loss already reports it."""
+        if getattr(self, 'selected', None) is None:
+            return
+        k = self.gts.shape[1]
+        counts = torch.bincount(self.selected.cpu(), minlength=k).float() / self.selected.numel()
+        names = self.opt['datasets']['train'].get('gt_variants') or (
+            ['original', '01', '02', '03', '04'] if k == 5 else [str(i) for i in range(k)])
+        for name, value in zip(names, counts):
+            loss_dict[f'sel_{name}'] = value.to(self.device)
+        print_freq = self.opt['logger'].get('print_freq', 100)
+        if self.amo_scorers and not self.cri_iqa and current_iter % print_freq == 0:
+            with torch.no_grad():
+                for name, scorer in self.amo_scorers.items():
+                    loss_dict[f'iqa_{name}'] = scorer(self.output.detach().float().clamp(0, 1)).mean()
+
+    # ------------------------------------------------------------------------------------------ saving
+    def save(self, epoch: int, current_iter: int) -> None:
+        if self.lora_opt is None:
+            (SRGANModel.save if self.use_gan else SRModel.save)(self, epoch, current_iter)
+            return
+        nets = [self.get_bare_model(self.net_g)] + ([self.net_g_ema] if self.ema_decay > 0 else [])
+        keys = ['params', 'params_ema'][:len(nets)]
+        label = 'latest' if current_iter == -1 else current_iter
+        self._atomic_save({k: lora_state_dict(n) for k, n in zip(keys, nets)}, f'net_g_lora_{label}.pth')
+        if current_iter == -1:
+            # the deployable result: adapters merged, stock architecture keys (loads with strict=True)
+            self._atomic_save({k: merged_state_dict(n) for k, n in zip(keys, nets)}, 'net_g_latest.pth')
+        if self.use_gan:
+            self.save_network(self.net_d, 'net_d', current_iter)
+        self.save_training_state(epoch, current_iter)
+
+    def _atomic_save(self, payload: dict[str, Any], filename: str) -> None:
+        if self.opt['rank'] != 0:
+            return
+        path = osp.join(self.opt['path']['models'], filename)
+        tmp = f'{path}.tmp-{os.getpid()}'
+        torch.save(payload, tmp)
+        os.replace(tmp, path)

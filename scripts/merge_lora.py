@@ -1,0 +1,78 @@
+#!/usr/bin/env python
+"""Merge LoRA adapters (an FT run's ``net_g_lora_<iter>.pth``) into a full generator checkpoint that stock
+BasicSR archs load with ``strict=True``.
+
+    python scripts/merge_lora.py -opt options/train/train_RRDB_AMO_FT.yml \
+        --adapters experiments/train_RRDB_AMO_FT/models/net_g_lora_20000.pth --out net_g_merged.pth
+
+The option file gives ``network_g``, ``network_g_lora`` and the base checkpoint (``path.pretrain_network_g`` /
+``param_key_g``). The output holds ``params`` (and ``params_ema`` when the adapter file has EMA adapters), each
+merged from the base weights and the matching adapters. Written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import os.path as osp
+import sys
+
+import torch
+import yaml
+
+sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
+
+import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
+
+# isort: split
+from basicsr.archs import build_network  # noqa: E402
+from basicsr.utils.options import ordered_yaml  # noqa: E402
+
+from nriqa_basicsr.archs.lora import inject_lora, load_lora_state_dict, merged_state_dict  # noqa: E402
+from nriqa_basicsr.models.nriqa_model import load_checkpoint_params, load_matching  # noqa: E402
+
+
+def merge(opt: dict, adapters: str, base: str | None = None, base_key: str | None = None) -> dict:
+    base = base or opt['path']['pretrain_network_g']
+    base_key = base_key or opt['path'].get('param_key_g', 'params')
+    raw = torch.load(adapters, map_location='cpu', weights_only=True)
+    out = {}
+    for key in ('params', 'params_ema'):
+        if key not in raw:
+            continue
+        net = build_network(dict(opt['network_g']))
+        load_matching(net, load_checkpoint_params(base, base_key), base)
+        inject_lora(net, opt['network_g_lora'], opt['network_g']['type'])
+        load_lora_state_dict(net, raw[key], f'{adapters} [{key}]')
+        out[key] = merged_state_dict(net)
+    if not out:
+        raise ValueError(f'{adapters}: no params / params_ema adapter sets.')
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument('-opt', required=True, help='the FT option file')
+    parser.add_argument('--adapters', required=True, help='net_g_lora_<iter>.pth of the FT run')
+    parser.add_argument('--base', help='base checkpoint (default: path.pretrain_network_g of the option file)')
+    parser.add_argument('--base-key', help='param key of the base (default: path.param_key_g)')
+    parser.add_argument('--out', required=True)
+    args = parser.parse_args(argv)
+    with open(args.opt) as f:
+        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    if 'network_g_lora' not in opt:
+        parser.error(f'{args.opt} has no network_g_lora section')
+    try:
+        merged = merge(opt, args.adapters, args.base, args.base_key)
+    except (ValueError, FileNotFoundError, KeyError) as exc:
+        print(f'error: {exc}', file=sys.stderr)
+        return 1
+    tmp = f'{args.out}.tmp-{os.getpid()}'
+    torch.save(merged, tmp)
+    os.replace(tmp, args.out)
+    print(f'wrote {args.out} ({", ".join(merged)}), loadable by stock {opt["network_g"]["type"]} with strict=True')
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
