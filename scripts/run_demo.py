@@ -152,8 +152,9 @@ def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr:
                       'each other, not with bicubic.']
     lines += ['', 'Training time (2-core CPU, including start-up): ' + ', '.join(
         f'{k} {v:.0f} s' for k, v in durations.items()) + '.', '',
-        'How to read it: AMO trains on whichever GT crop NIQE prefers, so it should trade some PSNR against the '
-        'original for lower NIQE; FT adds a NIQE term with LoRA adapters only, pushing further along that axis. '
+        'What to look for: AMO trains on whichever GT crop NIQE prefers, so relative to Ori it is expected to '
+        'trade PSNR against the original for NIQE; FT adds a NIQE term with LoRA adapters only. AMO + FT also '
+        'gets 100 more (adapter) iterations than the other runs, so part of its change is simply more training. '
         'If NIQE improves while the held-out PIQE worsens, the model is learning what NIQE rewards rather than '
         'better images (reward hacking) — the reason the paper keeps the fidelity terms and a frozen base.', '',
         '![perception-distortion](perception_distortion.png)', '']

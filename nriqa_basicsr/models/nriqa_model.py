@@ -292,7 +292,8 @@ class NRIQAModel(SRGANModel):
                     fake = self.net_d(self.output)
                 loss_dict['l_g_gan'] = self.cri_gan(fake.float(), True, is_disc=False)
             if self.cri_iqa:
-                loss_dict['l_g_iqa'] = self.cri_iqa(output)
+                with self._autocast():  # the metric network runs under the same precision as the generator
+                    loss_dict['l_g_iqa'] = self.cri_iqa(output).float()
                 for name, value in self.cri_iqa.last_quality.items():
                     loss_dict[f'iqa_{name}'] = value
             if self.neg_weight:
