@@ -1,0 +1,193 @@
+"""SR evaluation as papers report it: test pairs, distortion / perceptual / no-reference metrics, reports."""
+
+from __future__ import annotations
+
+import csv
+import os
+import os.path as osp
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+from basicsr.metrics import calculate_psnr, calculate_ssim
+from basicsr.utils.matlab_functions import imresize
+
+from nriqa_basicsr.iqa import WeightsNotFoundError, build_scorer, get_metric_info
+from nriqa_basicsr.metrics.nriqa_metric import image_to_tensor
+
+__all__ = ['MetricSuite', 'TestPair', 'bicubic_upscale', 'list_pairs', 'load_pair', 'summarize', 'write_reports']
+
+_IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
+
+
+@dataclass(frozen=True)
+class TestPair:
+    name: str
+    hr_path: str
+    lr_path: str | None  # None: LR made from the mod-cropped HR with MATLAB bicubic
+
+
+def list_pairs(hr_dir: str, lr_dir: str | None = None, lr_tmpl: str = '{}') -> list[TestPair]:
+    """HR images of a folder, each with its LR file ``lr_tmpl.format(stem)`` when ``lr_dir`` is given."""
+    if not osp.isdir(hr_dir):
+        raise FileNotFoundError(f'{hr_dir}: no such folder.')
+    names = sorted(f for f in os.listdir(hr_dir) if f.lower().endswith(_IMAGE_EXTS))
+    if not names:
+        raise ValueError(f'{hr_dir}: no images found.')
+    pairs = []
+    for fname in names:
+        stem, ext = osp.splitext(fname)
+        lr_path = None
+        if lr_dir is not None:
+            candidates = [osp.join(lr_dir, lr_tmpl.format(stem) + e) for e in (ext, '.png')]
+            lr_path = next((c for c in candidates if osp.isfile(c)), None)
+            if lr_path is None:
+                raise FileNotFoundError(f'{osp.join(hr_dir, fname)}: no LR image {candidates[0]} (check --lr-tmpl).')
+        pairs.append(TestPair(stem, osp.join(hr_dir, fname), lr_path))
+    return pairs
+
+
+def _read(path: str) -> np.ndarray:
+    img = cv2.imread(path, cv2.IMREAD_COLOR)  # grey files become 3 equal channels
+    if img is None:
+        raise ValueError(f'{path}: unreadable image.')
+    return img
+
+
+def load_pair(pair: TestPair, scale: int) -> tuple[np.ndarray, np.ndarray]:
+    """(HR mod-cropped to a multiple of ``scale``, LR) as BGR uint8; LR sizes are checked against the HR."""
+    hr = _read(pair.hr_path)
+    h, w = hr.shape[:2]
+    hr = hr[:h - h % scale, :w - w % scale]
+    if pair.lr_path is None:
+        lr = np.clip(imresize(hr.astype(np.float64) / 255.0, 1 / scale) * 255.0, 0, 255).round().astype(np.uint8)
+        return hr, lr
+    lr = _read(pair.lr_path)
+    if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
+        raise ValueError(f'{pair.lr_path} is {lr.shape[1]}x{lr.shape[0]} but {pair.hr_path} (mod-cropped to '
+                         f'{hr.shape[1]}x{hr.shape[0]}) needs an x{scale} LR of {hr.shape[1] // scale}x'
+                         f'{hr.shape[0] // scale}.')
+    return hr, lr
+
+
+def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+    """MATLAB-compatible bicubic upscaling (basicsr's ``imresize``), the usual baseline row."""
+    return np.clip(imresize(lr.astype(np.float64) / 255.0, scale) * 255.0, 0, 255).round().astype(np.uint8)
+
+
+class MetricSuite:
+    """PSNR/SSIM (Y channel or RGB, border = scale) plus any pyiqa metric through the scorer layer.
+
+    A metric whose weights are unavailable offline is skipped; ``skipped`` maps it to the reason.
+    """
+
+    def __init__(self, names: Sequence[str], scale: int, y_channel: bool = True, device: str | None = None,
+                 weights_dir: str | None = None) -> None:
+        self.scale, self.y_channel = scale, y_channel
+        self.skipped: dict[str, str] = {}
+        self.better: dict[str, str] = {}
+        self.scorers = {}
+        self.names = []
+        for name in names:
+            if name in ('psnr', 'ssim'):
+                self.names.append(name)
+                self.better[name] = 'higher'
+                continue
+            info = get_metric_info(name)
+            try:
+                self.scorers[name] = build_scorer(name, info.mode, device, weights_dir=weights_dir)
+            except WeightsNotFoundError as exc:
+                self.skipped[name] = str(exc).splitlines()[0]
+                continue
+            self.names.append(name)
+            self.better[name] = info.better
+
+    @property
+    def nr_metrics(self) -> list[str]:
+        return [n for n, s in self.scorers.items() if s.info.mode == 'NR']
+
+    def __call__(self, sr: np.ndarray, hr: np.ndarray | None) -> dict[str, float]:
+        import torch
+
+        out = {}
+        border = self.scale
+        for name in self.names:
+            if name == 'psnr':
+                out[name] = calculate_psnr(sr, hr, border, test_y_channel=self.y_channel)
+            elif name == 'ssim':
+                out[name] = calculate_ssim(sr, hr, border, test_y_channel=self.y_channel)
+            else:
+                scorer = self.scorers[name]
+                with torch.no_grad():
+                    x = image_to_tensor(sr, border)
+                    ref = image_to_tensor(hr, border) if scorer.info.mode == 'FR' else None
+                    out[name] = float(scorer.raw(x, ref)[0])
+        return out
+
+
+def summarize(rows: list[dict], metrics: Sequence[str]) -> list[dict]:
+    """Mean of each metric per (model, dataset), in first-seen order."""
+    groups: dict[tuple[str, str], list[dict]] = {}
+    for row in rows:
+        groups.setdefault((row['model'], row['dataset']), []).append(row)
+    return [{'model': m, 'dataset': d, 'images': len(g), **{k: float(np.mean([r[k] for r in g])) for k in metrics}}
+            for (m, d), g in groups.items()]
+
+
+def _atomic_text(path: str, write: Callable) -> None:
+    tmp = f'{path}.tmp-{os.getpid()}'
+    with open(tmp, 'w', newline='') as f:
+        write(f)
+    os.replace(tmp, path)
+
+
+def write_reports(out: str, rows: list[dict], summary: list[dict], suite: MetricSuite, title: str) -> dict[str, str]:
+    """per_image.csv, summary.csv, summary.md and perception_distortion.png under ``out``."""
+    import matplotlib
+
+    matplotlib.use('Agg')
+    import matplotlib.pyplot as plt
+
+    os.makedirs(out, exist_ok=True)
+    metrics = suite.names
+    paths = {k: osp.join(out, f) for k, f in (('per_image', 'per_image.csv'), ('summary_csv', 'summary.csv'),
+                                              ('summary_md', 'summary.md'), ('plot', 'perception_distortion.png'))}
+
+    def write_csv(fields: list[str], data: list[dict]) -> Callable:
+        def write(f) -> None:  # noqa: ANN001
+            writer = csv.DictWriter(f, fieldnames=fields)
+            writer.writeheader()
+            writer.writerows(data)
+        return write
+
+    _atomic_text(paths['per_image'], write_csv(['model', 'dataset', 'image', *metrics], rows))
+    _atomic_text(paths['summary_csv'], write_csv(['model', 'dataset', 'images', *metrics], summary))
+    arrows = {m: '↑' if suite.better[m] == 'higher' else '↓' for m in metrics}
+    lines = [f'# {title}', '', f'Scale x{suite.scale}; PSNR/SSIM on the {"Y channel" if suite.y_channel else "RGB"} '
+             f'with a {suite.scale}-pixel border crop; other metrics through pyiqa (same border).', '',
+             '| model | dataset | images | ' + ' | '.join(f'{m} {arrows[m]}' for m in metrics) + ' |',
+             '|---|---|---|' + '---|' * len(metrics)]
+    for row in summary:
+        lines.append(f'| {row["model"]} | {row["dataset"]} | {row["images"]} | '
+                     + ' | '.join(f'{row[m]:.4f}' if m == 'ssim' else f'{row[m]:.3f}' for m in metrics) + ' |')
+    if suite.skipped:
+        lines += ['', 'Skipped metrics:'] + [f'- `{m}`: {why}' for m, why in suite.skipped.items()]
+    _atomic_text(paths['summary_md'], lambda f: f.write('\n'.join(lines) + '\n'))
+    nr = [m for m in suite.nr_metrics if m in metrics]
+    if 'psnr' in metrics and nr:
+        fig, axes = plt.subplots(1, len(nr), figsize=(5 * len(nr), 4), squeeze=False)
+        for ax, metric in zip(axes[0], nr):
+            for row in summary:
+                ax.scatter(row['psnr'], row[metric])
+                ax.annotate(f'{row["model"]} ({row["dataset"]})', (row['psnr'], row[metric]), fontsize=7,
+                            textcoords='offset points', xytext=(4, 4))
+            ax.set_xlabel('PSNR (dB) ↑')
+            ax.set_ylabel(f'{metric} {arrows[metric]}')
+            ax.grid(alpha=0.3)
+        fig.tight_layout()
+        fig.savefig(paths['plot'], dpi=120)
+        plt.close(fig)
+    else:
+        paths.pop('plot')
+    return paths

@@ -1,0 +1,118 @@
+"""scripts/benchmark.py and the evaluation/inference modules behind it."""
+
+import argparse
+import csv
+import os.path as osp
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from nriqa_basicsr.evaluation import list_pairs, load_pair
+from nriqa_basicsr.inference import load_generator, upscale_image
+from scripts.benchmark import main as benchmark_main
+from scripts.benchmark import run
+
+NET_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4,
+         'scale': 4}
+
+
+def _args(tmp_path, **kw):
+    args = dict(model=['bicubic'], dataset=[], scale=4, lr_tmpl='{}', metrics=['psnr', 'ssim'], rgb=False,
+                network_g=None, param_key=None, tile=0, tile_pad=16, device='cpu', bf16=False, weights_dir=None,
+                save_images=False, out=str(tmp_path / 'out'), no_progress=True)
+    args.update(kw)
+    return argparse.Namespace(**args)
+
+
+def test_bicubic_matches_published_numbers(shared_dir, tmp_path):
+    """Bicubic x4: Set5 28.42 dB / 0.8104 as SR papers print; Set14 with our files 26.09 / 0.7049."""
+    bench = osp.join(shared_dir, 'benchmarks')
+    args = _args(tmp_path, dataset=[f'Set5={bench}/Set5/HR',
+                                    f'Set14={bench}/Set14/HR:{bench}/Set14/LR_bicubic/X4'], lr_tmpl='{}x4')
+    _, summary, paths, _ = run(args)
+    by = {row['dataset']: row for row in summary}
+    assert abs(by['Set5']['psnr'] - 28.42) <= 0.05 and abs(by['Set5']['ssim'] - 0.8104) <= 0.002
+    assert abs(by['Set14']['psnr'] - 26.09) <= 0.02 and abs(by['Set14']['ssim'] - 0.7049) <= 0.001
+    with open(paths['per_image']) as f:
+        assert len(list(csv.DictReader(f))) == 19
+
+
+@pytest.fixture
+def tiny_set(tmp_path):
+    from skimage import data
+
+    hr_dir = tmp_path / 'HR'
+    hr_dir.mkdir()
+    for name, img in (('astronaut', data.astronaut()[:130, :122]), ('coffee', data.coffee()[:128, :128])):
+        cv2.imwrite(str(hr_dir / f'{name}.png'), img[..., ::-1])
+    return str(hr_dir)
+
+
+@pytest.fixture
+def tiny_model(tmp_path):
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+
+    torch.manual_seed(0)
+    net = RRDBNet(**{k: v for k, v in NET_G.items() if k != 'type'})
+    path = tmp_path / 'net.pth'
+    torch.save({'params_ema': net.state_dict()}, path)
+    opt = tmp_path / 'model.yml'
+    import yaml
+
+    opt.write_text(yaml.safe_dump({'network_g': NET_G, 'path': {'pretrain_network_g': str(path)}}))
+    return str(opt), str(path)
+
+
+def test_models_reports_and_skipped_metrics(tiny_set, tiny_model, tmp_path):
+    opt_path, _ = tiny_model
+    args = _args(tmp_path, model=['bicubic', f'tiny={opt_path}'], dataset=[f'tiny={tiny_set}'],
+                 metrics=['psnr', 'ssim', 'piqe', 'lpips'])
+    rows, summary, paths, speed = run(args)
+    assert [r['model'] for r in summary] == ['bicubic', 'tiny'] and len(rows) == 4
+    assert set(speed) == {'bicubic', 'tiny'} and all(v > 0 for v in speed.values())
+    md = open(paths['summary_md']).read()
+    assert '| bicubic | tiny | 2 |' in md and 'piqe ↓' in md
+    assert '`lpips`: Weights for IQA metric "lpips" not found' in md  # offline: listed, never silently dropped
+    assert osp.isfile(paths['plot'])
+
+
+def test_tiled_inference_matches_whole_image(tiny_model):
+    opt_path, _ = tiny_model
+    net = load_generator(opt_path)
+    lr = (np.random.default_rng(0).random((37, 45, 3)) * 255).astype(np.uint8)
+    whole = upscale_image(net, lr, 4)
+    tiled = upscale_image(net, lr, 4, tile=16, tile_pad=10)
+    assert whole.shape == (148, 180, 3)
+    assert np.abs(whole.astype(int) - tiled.astype(int)).max() <= 1
+
+
+def test_bad_inputs_name_the_files(tiny_set, tmp_path):
+    lr_dir = tmp_path / 'LR'
+    lr_dir.mkdir()
+    cv2.imwrite(str(lr_dir / 'astronautx4.png'), np.zeros((30, 30, 3), np.uint8))
+    cv2.imwrite(str(lr_dir / 'coffeex4.png'), np.zeros((32, 32, 3), np.uint8))
+    pairs = list_pairs(tiny_set, str(lr_dir), '{}x4')
+    with pytest.raises(ValueError, match=r'astronautx4\.png is 30x30 but .*astronaut\.png \(mod-cropped to 120x128\) '
+                                         r'needs an x4 LR of 30x32'):
+        load_pair(pairs[0], 4)
+    (tmp_path / 'empty').mkdir()
+    with pytest.raises(ValueError, match='no images found'):
+        list_pairs(str(tmp_path / 'empty'))
+    with pytest.raises(FileNotFoundError, match='no LR image'):
+        list_pairs(tiny_set, str(tmp_path / 'empty'), '{}x4')
+    assert benchmark_main(['--model', 'bicubic', '--dataset', f'x={tmp_path / "empty"}', '--scale', '4',
+                           '--out', str(tmp_path / 'o'), '--no-progress']) == 1
+
+
+def test_demo_report_is_written_with_its_caveats(tmp_path):
+    from scripts.run_demo import write_report
+
+    rows = [{'model': 'Bicubic', 'psnr': 29.0, 'ssim': 0.79, 'niqe': 8.8, 'piqe': 85.0},
+            {'model': 'Ori', 'psnr': 25.0, 'ssim': 0.76, 'niqe': 10.0, 'piqe': 78.0}]
+    path = write_report(str(tmp_path), rows, {'Ori': 12.0}, {'niqe': 5.0, 'piqe': 40.0}, pairs=[None] * 6)
+    text = open(path).read()
+    assert '| Ori | 25.00 | 0.7600 | 10.000 | 78.00 |' in text and 'HR originals (reference)' in text
+    assert '**synthetic** demo data' in text and 'stay below bicubic on PSNR' in text and 'Ori 12 s' in text
+    assert osp.isfile(tmp_path / 'perception_distortion.png') and osp.isfile(tmp_path / 'metrics.csv')
