@@ -11,19 +11,35 @@ import yaml
 from basicsr.archs import build_network
 from basicsr.utils.options import ordered_yaml
 
+from nriqa_basicsr.archs.lora import inject_lora, load_lora_state_dict
 from nriqa_basicsr.models.nriqa_model import load_checkpoint_params, load_matching
 
-__all__ = ['load_generator', 'upscale_image']
+__all__ = ['adapted_generator', 'load_generator', 'upscale_image']
+
+
+def adapted_generator(network_g: dict[str, Any], lora_opt: dict[str, Any], base: str, base_key: str | None,
+                      adapters: str, adapter_key: str) -> torch.nn.Module:
+    """Base checkpoint + LoRA injection + adapter weights (an FT run's ``net_g_lora_<iter>.pth``)."""
+    net = build_network(dict(network_g))
+    load_matching(net, load_checkpoint_params(base, base_key or 'params_ema'), base, strict=True)
+    inject_lora(net, lora_opt, network_g['type'])
+    load_lora_state_dict(net, load_checkpoint_params(adapters, adapter_key), f'{adapters} [{adapter_key}]')
+    return net
 
 
 def load_generator(spec: str, network_g: dict[str, Any] | None = None, param_key: str | None = None,
-                   device: str | torch.device = 'cpu') -> torch.nn.Module:
+                   device: str | torch.device = 'cpu', adapters: str | None = None) -> torch.nn.Module:
     """A generator in eval mode from a BasicSR option file (``network_g`` + ``path.pretrain_network_g``) or from a
-    checkpoint ``.pth`` plus ``network_g``. ``param_key`` defaults to ``params_ema`` (falls back to ``params``)."""
+    checkpoint ``.pth`` plus ``network_g``. ``param_key`` defaults to ``params_ema`` (falls back to ``params``).
+
+    ``adapters`` (an FT run's ``net_g_lora_<iter>.pth``) needs an option file with ``network_g_lora``: the base
+    checkpoint is loaded, LoRA injected and the adapters (same ``param_key``) loaded on top."""
+    lora_opt = None
     if spec.endswith(('.yml', '.yaml')):
         with open(spec) as f:
             opt = yaml.load(f, Loader=ordered_yaml()[0])
         network_g = network_g or opt.get('network_g')
+        lora_opt = opt.get('network_g_lora')
         path = (opt.get('path') or {}).get('pretrain_network_g')
         param_key = param_key or (opt.get('path') or {}).get('param_key_g')
         if not path:
@@ -34,8 +50,14 @@ def load_generator(spec: str, network_g: dict[str, Any] | None = None, param_key
         raise ValueError(f'{spec}: the architecture is unknown; pass network_g (e.g. an option file with it).')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: checkpoint not found.')
-    net = build_network(dict(network_g))
-    load_matching(net, load_checkpoint_params(path, param_key or 'params_ema'), path, strict=True)
+    if adapters is not None:
+        if lora_opt is None:
+            raise ValueError(f'--adapters {adapters} needs an option file with network_g_lora (the FT option file).')
+        # the base of an FT run is the stage-one checkpoint named in its option file, with its own param key
+        net = adapted_generator(network_g, lora_opt, path, param_key, adapters, 'params_ema')
+    else:
+        net = build_network(dict(network_g))
+        load_matching(net, load_checkpoint_params(path, param_key or 'params_ema'), path, strict=True)
     return net.eval().to(device)
 
 

@@ -25,29 +25,20 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
 
 # isort: split
-from basicsr.archs import build_network  # noqa: E402
 from basicsr.utils.options import ordered_yaml  # noqa: E402
 
-from nriqa_basicsr.archs.lora import inject_lora, load_lora_state_dict, merged_state_dict  # noqa: E402
-from nriqa_basicsr.models.nriqa_model import load_checkpoint_params, load_matching  # noqa: E402
+from nriqa_basicsr.archs.lora import merged_state_dict  # noqa: E402
+from nriqa_basicsr.inference import adapted_generator  # noqa: E402
 
 
 def merge(opt: dict, adapters: str, base: str | None = None, base_key: str | None = None) -> dict:
     base = base or opt['path']['pretrain_network_g']
     base_key = base_key or opt['path'].get('param_key_g', 'params')
-    raw = torch.load(adapters, map_location='cpu', weights_only=True)
-    out = {}
-    for key in ('params', 'params_ema'):
-        if key not in raw:
-            continue
-        net = build_network(dict(opt['network_g']))
-        load_matching(net, load_checkpoint_params(base, base_key), base)
-        inject_lora(net, opt['network_g_lora'], opt['network_g']['type'])
-        load_lora_state_dict(net, raw[key], f'{adapters} [{key}]')
-        out[key] = merged_state_dict(net)
-    if not out:
+    keys = [k for k in ('params', 'params_ema') if k in torch.load(adapters, map_location='cpu', weights_only=True)]
+    if not keys:
         raise ValueError(f'{adapters}: no params / params_ema adapter sets.')
-    return out
+    return {key: merged_state_dict(adapted_generator(opt['network_g'], opt['network_g_lora'], base, base_key,
+                                                     adapters, key)) for key in keys}
 
 
 def main(argv: list[str] | None = None) -> int:

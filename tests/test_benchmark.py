@@ -116,3 +116,38 @@ def test_demo_report_is_written_with_its_caveats(tmp_path):
     assert '| Ori | 25.00 | 0.7600 | 10.000 | 78.00 |' in text and 'HR originals (reference)' in text
     assert '**synthetic** demo data' in text and 'stay below bicubic on PSNR' in text and 'Ori 12 s' in text
     assert osp.isfile(tmp_path / 'perception_distortion.png') and osp.isfile(tmp_path / 'metrics.csv')
+
+
+def test_upscale_folder_and_adapters(tiny_model, tmp_path):
+    import yaml
+
+    from nriqa_basicsr.archs.lora import inject_lora, lora_state_dict
+    from scripts.upscale import main as upscale_main
+
+    opt_path, ckpt = tiny_model
+    lr_dir = tmp_path / 'lr'
+    lr_dir.mkdir()
+    for name in ('a.png', 'b.png'):
+        cv2.imwrite(str(lr_dir / name), (np.random.default_rng(1).random((20, 24, 3)) * 255).astype(np.uint8))
+    assert upscale_main(['-i', str(lr_dir), '-o', str(tmp_path / 'sr'), '--model', opt_path, '--scale', '4',
+                         '--tile', '8']) == 0
+    out = cv2.imread(str(tmp_path / 'sr' / 'a.png'))
+    assert out.shape == (80, 96, 3) and sorted(p.name for p in (tmp_path / 'sr').iterdir()) == ['a.png', 'b.png']
+    # adapters + base named in an FT option file
+    base = load_generator(opt_path)
+    inject_lora(base, {'rank': 2}, 'RRDBNet')
+    for name, p in base.named_parameters():
+        if 'lora_B' in name:
+            p.data.normal_(0, 0.1)
+    torch.save({'params_ema': lora_state_dict(base)}, tmp_path / 'adapters.pth')
+    ft_opt = tmp_path / 'ft.yml'
+    ft_opt.write_text(yaml.safe_dump({'network_g': NET_G, 'network_g_lora': {'rank': 2},
+                                      'path': {'pretrain_network_g': ckpt, 'param_key_g': 'params_ema'}}))
+    adapted = load_generator(str(ft_opt), adapters=str(tmp_path / 'adapters.pth'))
+    x = torch.rand(1, 3, 12, 12)
+    with torch.no_grad():
+        assert torch.allclose(adapted(x), base.eval()(x), atol=1e-6)
+    assert upscale_main(['-i', str(lr_dir / 'a.png'), '-o', str(tmp_path / 'ft_sr'), '--model', str(ft_opt),
+                         '--adapters', str(tmp_path / 'adapters.pth'), '--scale', '4']) == 0
+    assert upscale_main(['-i', str(tmp_path / 'nothing'), '-o', str(tmp_path / 'x'), '--model', opt_path,
+                         '--scale', '4']) == 1
