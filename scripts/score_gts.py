@@ -109,6 +109,7 @@ def score_dataset(source: MultiGTSource, scorers: dict[str, IQAScorer], out: str
         'grid': {'stride': grid[0], 'crop': grid[1]} if grid else None,
     }
     partial = out + '.partial.jsonl'
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
     done = read_partial(partial, header) if osp.isfile(partial) else {}
     todo = [g for g in source.groups if g not in done]
 
