@@ -107,6 +107,28 @@ class MetricSuite:
     def nr_metrics(self) -> list[str]:
         return [n for n, s in self.scorers.items() if s.info.mode == 'NR']
 
+    def is_reference_metric(self, name: str) -> bool:
+        return name in ('psnr', 'ssim') or self.scorers[name].info.mode == 'FR'
+
+    def multi_reference(self, sr: np.ndarray, references: Sequence[np.ndarray]) -> dict[str, float]:
+        """HGGT-style multi-GT evaluation: full-reference metrics averaged over ``references`` (the effective
+        positives of the item), no-reference metrics once."""
+        per_ref = [self(sr, ref) for ref in references]
+        return {n: float(np.mean([r[n] for r in per_ref])) if self.is_reference_metric(n) else per_ref[0][n]
+                for n in self.names}
+
+    def no_reference_only(self, img: np.ndarray) -> dict[str, float]:
+        """NR metrics of an image, NaN for the reference metrics (the "gold standard" row of GTs)."""
+        nr = [n for n in self.names if not self.is_reference_metric(n)]
+        values = self.__class__.__call__(self._nr_view(nr), img, None)
+        return {n: values.get(n, float('nan')) for n in self.names}
+
+    def _nr_view(self, names: list[str]) -> 'MetricSuite':
+        view = object.__new__(MetricSuite)
+        view.__dict__.update(self.__dict__)
+        view.names = names
+        return view
+
     def __call__(self, sr: np.ndarray, hr: np.ndarray | None) -> dict[str, float]:
         import torch
 
@@ -168,9 +190,14 @@ def write_reports(out: str, rows: list[dict], summary: list[dict], suite: Metric
              f'with a {suite.scale}-pixel border crop; other metrics through pyiqa (same border).', '',
              '| model | dataset | images | ' + ' | '.join(f'{m} {arrows[m]}' for m in metrics) + ' |',
              '|---|---|---|' + '---|' * len(metrics)]
+    def cell(metric: str, value: float) -> str:
+        if np.isnan(value):
+            return '–'
+        return f'{value:.4f}' if metric == 'ssim' else f'{value:.3f}'
+
     for row in summary:
         lines.append(f'| {row["model"]} | {row["dataset"]} | {row["images"]} | '
-                     + ' | '.join(f'{row[m]:.4f}' if m == 'ssim' else f'{row[m]:.3f}' for m in metrics) + ' |')
+                     + ' | '.join(cell(m, row[m]) for m in metrics) + ' |')
     if suite.skipped:
         lines += ['', 'Skipped metrics:'] + [f'- `{m}`: {why}' for m, why in suite.skipped.items()]
     _atomic_text(paths['summary_md'], lambda f: f.write('\n'.join(lines) + '\n'))
@@ -179,6 +206,8 @@ def write_reports(out: str, rows: list[dict], summary: list[dict], suite: Metric
         fig, axes = plt.subplots(1, len(nr), figsize=(5 * len(nr), 4), squeeze=False)
         for ax, metric in zip(axes[0], nr):
             for row in summary:
+                if np.isnan(row['psnr']):
+                    continue
                 ax.scatter(row['psnr'], row[metric])
                 ax.annotate(f'{row["model"]} ({row["dataset"]})', (row['psnr'], row[metric]), fontsize=7,
                             textcoords='offset points', xytext=(4, 4))

@@ -10,7 +10,10 @@
 Models: ``bicubic`` (MATLAB-compatible, built in), ``NAME=option.yml`` (``network_g`` + ``path.pretrain_network_g``),
 or ``NAME=checkpoint.pth`` with ``--network-g '{"type": "RRDBNet", ...}'``. Datasets: ``NAME=HR_DIR`` (LR made by
 MATLAB bicubic from the mod-cropped HR) or ``NAME=HR_DIR:LR_DIR`` (pairs; LR file = ``--lr-tmpl`` of the HR
-stem). PSNR/SSIM on the Y channel with border = scale (``--rgb`` for RGB). Metrics whose weights are missing
+stem). Multi-GT sets (HGGT layout): ``--multigt NAME=IMAGES_DIR:LABELS_DIR[:LR_DIR]`` — full-reference metrics
+are averaged over each item's effective-positive GTs (the original when an item has none), as HGGT reports
+them, and a "gold standard (positive GTs)" row gives the NR metrics of those GTs themselves. PSNR/SSIM on
+the Y channel with border = scale (``--rgb`` for RGB). Metrics whose weights are missing
 offline are listed as skipped in the report. Writes ``per_image.csv``, ``summary.csv``, ``summary.md`` and
 ``perception_distortion.png`` (PSNR vs each NR metric) under ``--out``; prints the table and images/s per model.
 """
@@ -22,6 +25,9 @@ import json
 import os.path as osp
 import sys
 import time
+from dataclasses import dataclass
+
+import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
@@ -32,7 +38,17 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
-from nriqa_basicsr.evaluation import MetricSuite, bicubic_upscale, list_pairs, load_pair, summarize, write_reports  # noqa: E402
+from nriqa_basicsr.data.labels import POSITIVE  # noqa: E402
+from nriqa_basicsr.data.multigt_source import MultiGTSource  # noqa: E402
+from nriqa_basicsr.evaluation import (  # noqa: E402
+    MetricSuite,
+    TestPair,
+    bicubic_upscale,
+    list_pairs,
+    load_pair,
+    summarize,
+    write_reports,
+)
 from nriqa_basicsr.inference import load_generator, upscale_image  # noqa: E402
 
 
@@ -48,14 +64,48 @@ def parse_named(values: list[str], what: str) -> list[tuple[str, str]]:
     return out
 
 
+@dataclass
+class MultiGTItem:
+    name: str
+    lr: np.ndarray
+    references: list[np.ndarray]  # effective-positive GTs (the original when there are none), uint8 BGR
+
+
+def multigt_items(spec: str, scale: int) -> list[MultiGTItem]:
+    """Items of an HGGT-layout set: ``IMAGES_DIR:LABELS_DIR[:LR_DIR]`` (LR: ``<name>.png`` in LR_DIR, else MATLAB
+    bicubic of the original)."""
+    images, _, rest = spec.partition(':')
+    labels_dir, _, lr_dir = rest.partition(':')
+    if not labels_dir:
+        raise ValueError(f'--multigt {spec!r}: expected IMAGES_DIR:LABELS_DIR[:LR_DIR].')
+    source = MultiGTSource(images, 'hggt', dataroot_label=labels_dir)
+    labels, _ = source.read_labels()
+    items = []
+    for i, name in enumerate(source.groups):
+        gts = [np.clip(g * 255.0, 0, 255).round().astype(np.uint8) for g in source.read_group(name)]
+        h, w = gts[0].shape[:2]
+        gts = [g[:h - h % scale, :w - w % scale] for g in gts]
+        positives = [gts[k] for k in range(len(gts)) if labels[i, k] == POSITIVE] or [gts[0]]
+        pair = TestPair(name, source.path(name, 0), osp.join(lr_dir, f'{name}.png') if lr_dir else None)
+        if pair.lr_path is not None and not osp.isfile(pair.lr_path):
+            raise FileNotFoundError(f'{pair.lr_path}: LR image of item "{name}" missing.')
+        _, lr = load_pair(pair, scale)
+        items.append(MultiGTItem(name, lr, positives))
+    return items
+
+
 def run(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[str, str], dict[str, float]]:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     amp = torch.bfloat16 if args.bf16 else None
     network_g = json.loads(args.network_g) if args.network_g else None
     datasets = []
-    for name, spec in parse_named(args.dataset, 'dataset'):
+    for name, spec in parse_named(args.dataset or [], 'dataset'):
         hr_dir, _, lr_dir = spec.partition(':')
         datasets.append((name, list_pairs(hr_dir, lr_dir or None, args.lr_tmpl)))
+    for name, spec in parse_named(args.multigt or [], 'multigt'):
+        datasets.append((name, multigt_items(spec, args.scale)))
+    if not datasets:
+        raise ValueError('give at least one --dataset or --multigt.')
     suite = MetricSuite(args.metrics, args.scale, y_channel=not args.rgb, device=device, weights_dir=args.weights_dir)
     rows, speed = [], {}
     for model_name, spec in parse_named(args.model, 'model'):
@@ -70,7 +120,7 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[str, str
         seconds, count = 0.0, 0
         for ds_name, pairs in datasets:
             for pair in tqdm(pairs, desc=f'{model_name} / {ds_name}', disable=args.no_progress):
-                hr, lr = load_pair(pair, args.scale)
+                hr, lr = load_pair(pair, args.scale) if isinstance(pair, TestPair) else (None, pair.lr)
                 start = time.perf_counter()
                 sr = sr_fn(lr)
                 seconds += time.perf_counter() - start
@@ -81,8 +131,15 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[str, str
 
                     os.makedirs(folder, exist_ok=True)
                     cv2.imwrite(osp.join(folder, f'{pair.name}.png'), sr)
-                rows.append({'model': model_name, 'dataset': ds_name, 'image': pair.name, **suite(sr, hr)})
+                values = suite(sr, hr) if hr is not None else suite.multi_reference(sr, pair.references)
+                rows.append({'model': model_name, 'dataset': ds_name, 'image': pair.name, **values})
         speed[model_name] = count / seconds if seconds else float('inf')
+    for ds_name, items in datasets:
+        for item in items:
+            if isinstance(item, MultiGTItem):  # NR quality of the human-positive GTs: the gold standard row
+                per_gt = [suite.no_reference_only(ref) for ref in item.references]
+                rows.append({'model': 'gold standard (positive GTs)', 'dataset': ds_name, 'image': item.name,
+                             **{n: float(np.mean([v[n] for v in per_gt])) for n in suite.names}})
     summary = summarize(rows, suite.names)
     paths = write_reports(args.out, rows, summary, suite, 'SR benchmark')
     return rows, summary, paths, speed
@@ -91,7 +148,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[str, str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--model', action='append', required=True, help='bicubic, NAME=option.yml or NAME=ckpt.pth')
-    parser.add_argument('--dataset', action='append', required=True, help='NAME=HR_DIR or NAME=HR_DIR:LR_DIR')
+    parser.add_argument('--dataset', action='append', help='NAME=HR_DIR or NAME=HR_DIR:LR_DIR')
+    parser.add_argument('--multigt', action='append', help='NAME=IMAGES_DIR:LABELS_DIR[:LR_DIR] (HGGT layout)')
     parser.add_argument('--scale', type=int, required=True)
     parser.add_argument('--lr-tmpl', default='{}', help="LR file stem from the HR stem, e.g. '{}x4'")
     parser.add_argument('--metrics', nargs='+', default=['psnr', 'ssim', 'niqe'])

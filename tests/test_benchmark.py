@@ -19,7 +19,7 @@ NET_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num
 
 
 def _args(tmp_path, **kw):
-    args = dict(model=['bicubic'], dataset=[], scale=4, lr_tmpl='{}', metrics=['psnr', 'ssim'], rgb=False,
+    args = dict(model=['bicubic'], dataset=[], multigt=None, scale=4, lr_tmpl='{}', metrics=['psnr', 'ssim'], rgb=False,
                 network_g=None, param_key=None, tile=0, tile_pad=16, device='cpu', bf16=False, weights_dir=None,
                 save_images=False, out=str(tmp_path / 'out'), no_progress=True)
     args.update(kw)
@@ -151,3 +151,36 @@ def test_upscale_folder_and_adapters(tiny_model, tmp_path):
                          '--adapters', str(tmp_path / 'adapters.pth'), '--scale', '4']) == 0
     assert upscale_main(['-i', str(tmp_path / 'nothing'), '-o', str(tmp_path / 'x'), '--model', opt_path,
                          '--scale', '4']) == 1
+
+
+def test_multigt_evaluation_averages_over_positive_gts(tmp_path):
+    from basicsr.metrics import calculate_psnr
+
+    from nriqa_basicsr.data.labels import POSITIVE
+    from nriqa_basicsr.data.multigt_source import MultiGTSource
+    from nriqa_basicsr.evaluation import bicubic_upscale
+    from scripts.make_demo_data import make_demo_data
+
+    demo = make_demo_data(str(tmp_path / 'demo'), num_train=2, num_val=2, size=128, seed=4)
+    images, labels_dir, lr_dir = f'{demo}/val/images', f'{demo}/val/labels', f'{demo}/val/lq_x4'
+    args = _args(tmp_path, multigt=[f'val={images}:{labels_dir}:{lr_dir}'], metrics=['psnr', 'piqe'])
+    rows, summary, paths, _ = run(args)
+    source = MultiGTSource(images, 'hggt', dataroot_label=labels_dir)
+    codes, _ = source.read_labels()
+    expected_psnr, expected_gold = [], []
+    from nriqa_basicsr.iqa import build_scorer
+    from nriqa_basicsr.metrics.nriqa_metric import image_to_tensor
+
+    piqe = build_scorer('piqe', device='cpu')
+    for i, name in enumerate(source.groups):
+        gts = [cv2.imread(source.path(name, k)) for k in range(5)]
+        refs = [gts[k] for k in range(5) if codes[i, k] == POSITIVE] or [gts[0]]
+        sr = bicubic_upscale(cv2.imread(osp.join(lr_dir, f'{name}.png')), 4)
+        expected_psnr.append(np.mean([calculate_psnr(sr, r, 4, test_y_channel=True) for r in refs]))
+        with torch.no_grad():
+            expected_gold.append(np.mean([float(piqe.raw(image_to_tensor(r, 4))[0]) for r in refs]))
+    by = {r['model']: r for r in summary}
+    assert by['bicubic']['psnr'] == pytest.approx(np.mean(expected_psnr), abs=1e-6)
+    gold = by['gold standard (positive GTs)']
+    assert np.isnan(gold['psnr']) and gold['piqe'] == pytest.approx(np.mean(expected_gold), rel=1e-5)
+    assert '| gold standard (positive GTs) | val | 2 | – | ' in open(paths['summary_md']).read()
