@@ -8,7 +8,8 @@
         --metrics psnr ssim lpips niqe musiq --out results/benchmark
 
 Models: ``bicubic`` (MATLAB-compatible, built in), ``NAME=option.yml`` (``network_g`` + ``path.pretrain_network_g``),
-or ``NAME=checkpoint.pth`` with ``--network-g '{"type": "RRDBNet", ...}'``. Datasets: ``NAME=HR_DIR`` (LR made by
+or ``NAME=checkpoint.pth`` with ``--network-g RRDBNet`` (an arch name: its stock x``scale`` defaults) or
+``--network-g '{"type": "RRDBNet", ...}'``. Datasets: ``NAME=HR_DIR`` (LR made by
 MATLAB bicubic from the mod-cropped HR) or ``NAME=HR_DIR:LR_DIR`` (pairs; LR file = ``--lr-tmpl`` of the HR
 stem). Multi-GT sets (HGGT layout): ``--multigt NAME=IMAGES_DIR:LABELS_DIR[:LR_DIR]`` — full-reference metrics
 are averaged over each item's effective-positive GTs (the original when an item has none), as HGGT reports
@@ -64,6 +65,19 @@ def parse_named(values: list[str], what: str) -> list[tuple[str, str]]:
     return out
 
 
+def arch_options(value: str, scale: int) -> dict:
+    """``--network-g``: a JSON ``network_g`` block, or just an arch name with its stock defaults (RRDBNet: the
+    ESRGAN/Real-ESRGAN x4 generator, 64 features, 23 blocks)."""
+    if value.lstrip().startswith('{'):
+        return json.loads(value)
+    stock = {'RRDBNet': {'num_in_ch': 3, 'num_out_ch': 3, 'scale': scale},
+             'SwinIR': {'upscale': scale, 'img_size': 64, 'window_size': 8, 'img_range': 1.0,
+                        'depths': [6] * 6, 'embed_dim': 180, 'num_heads': [6] * 6, 'mlp_ratio': 2,
+                        'upsampler': 'pixelshuffle', 'resi_connection': '1conv'},
+             'MSRResNet': {'num_in_ch': 3, 'num_out_ch': 3, 'upscale': scale}}
+    return {'type': value, **stock.get(value, {})}
+
+
 @dataclass
 class MultiGTItem:
     name: str
@@ -97,7 +111,7 @@ def multigt_items(spec: str, scale: int) -> list[MultiGTItem]:
 def run(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[str, str], dict[str, float]]:
     device = args.device or ('cuda' if torch.cuda.is_available() else 'cpu')
     amp = torch.bfloat16 if args.bf16 else None
-    network_g = json.loads(args.network_g) if args.network_g else None
+    network_g = arch_options(args.network_g, args.scale) if args.network_g else None
     datasets = []
     for name, spec in parse_named(args.dataset or [], 'dataset'):
         hr_dir, _, lr_dir = spec.partition(':')
@@ -154,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--lr-tmpl', default='{}', help="LR file stem from the HR stem, e.g. '{}x4'")
     parser.add_argument('--metrics', nargs='+', default=['psnr', 'ssim', 'niqe'])
     parser.add_argument('--rgb', action='store_true', help='PSNR/SSIM on RGB instead of the Y channel')
-    parser.add_argument('--network-g', help='JSON network_g for .pth models')
+    parser.add_argument('--network-g', help='arch name (stock defaults) or JSON network_g, for .pth models')
     parser.add_argument('--param-key', help='checkpoint key (default params_ema, falling back to params)')
     parser.add_argument('--tile', type=int, default=0, help='LR tile size for large images (0: whole image)')
     parser.add_argument('--tile-pad', type=int, default=16)

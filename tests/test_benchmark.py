@@ -184,3 +184,16 @@ def test_multigt_evaluation_averages_over_positive_gts(tmp_path):
     gold = by['gold standard (positive GTs)']
     assert np.isnan(gold['psnr']) and gold['piqe'] == pytest.approx(np.mean(expected_gold), rel=1e-5)
     assert '| gold standard (positive GTs) | val | 2 | – | ' in open(paths['summary_md']).read()
+
+
+def test_checkpoint_plus_arch_name(tmp_path):
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+
+    from scripts.benchmark import arch_options
+
+    assert arch_options('RRDBNet', 4) == {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 4}
+    assert arch_options('{"type": "RRDBNet", "num_block": 2}', 4) == {'type': 'RRDBNet', 'num_block': 2}
+    net = RRDBNet(3, 3, scale=4, num_feat=64, num_block=23, num_grow_ch=32)
+    torch.save({'params_ema': net.state_dict()}, tmp_path / 'esrgan.pth')
+    built = load_generator(str(tmp_path / 'esrgan.pth'), arch_options('RRDBNet', 4))
+    assert sum(p.numel() for p in built.parameters()) == sum(p.numel() for p in net.parameters())
