@@ -13,6 +13,7 @@ The hooks replace two module-level names in ``basicsr.train`` / ``basicsr.test``
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import os.path as osp
 import sys
@@ -47,22 +48,48 @@ def _state_device(opt: dict[str, Any]) -> torch.device:
     return torch.device('cpu')
 
 
+def _network_files(opt: dict[str, Any], iteration: int) -> list[str]:
+    """Checkpoint files a resume from ``iteration`` will load (BasicSR's naming; FT runs keep adapters only)."""
+    names = [k for k in opt if k.startswith('network_')]
+    if 'network_g_lora' in opt:
+        names.remove('network_g')
+    return [osp.join(opt['path']['models'], f'net_{n[len("network_"):]}_{iteration}.pth') for n in names]
+
+
+def _newest_loadable_state(opt: dict[str, Any], state_dir: str) -> tuple[str, dict[str, Any]] | None:
+    """The newest ``<iter>.state`` that loads and whose network checkpoints exist; older ones are fallbacks."""
+    iterations = sorted((int(osp.splitext(v)[0]) for v in scandir(state_dir, suffix='state', recursive=False)
+                         if osp.splitext(v)[0].isdigit()), reverse=True)
+    # Not basicsr's get_root_logger: it would initialise the logger before train_pipeline adds its log file.
+    logger = logging.getLogger('basicsr')
+    for iteration in iterations:
+        path = osp.join(state_dir, f'{iteration}.state')
+        try:
+            state = torch.load(path, map_location=_state_device(opt), weights_only=True)
+        except Exception as exc:  # truncated / corrupt / foreign pickle: try the previous one
+            logger.warning(f'Resume: {path} cannot be loaded ({type(exc).__name__}: {exc}); trying an older state.')
+            continue
+        missing = [f for f in _network_files(opt, iteration) if not osp.isfile(f)]
+        if missing:
+            logger.warning(f'Resume: {path} has no matching checkpoint {missing[0]}; trying an older state.')
+            continue
+        return path, state
+    return None
+
+
 def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
-    """BasicSR's ``load_resume_state`` without its CUDA requirement and CWD-relative auto-resume path."""
-    path = None
+    """BasicSR's ``load_resume_state`` without its CUDA requirement and CWD-relative auto-resume path, taking the
+    newest *complete and loadable* state (older ones as fallbacks, with a warning)."""
+    state = None
     if opt['auto_resume']:
         state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
-        if osp.isdir(state_dir):
-            states = [int(osp.splitext(v)[0]) for v in scandir(state_dir, suffix='state', recursive=False)
-                      if osp.splitext(v)[0].isdigit()]
-            if states:
-                path = osp.join(state_dir, f'{max(states)}.state')
-                opt['path']['resume_state'] = path
+        found = _newest_loadable_state(opt, state_dir) if osp.isdir(state_dir) else None
+        if found is not None:
+            opt['path']['resume_state'], state = found
     elif opt['path'].get('resume_state'):
-        path = opt['path']['resume_state']
-    if path is None:
+        state = torch.load(opt['path']['resume_state'], map_location=_state_device(opt), weights_only=True)
+    if state is None:
         return None
-    state = torch.load(path, map_location=_state_device(opt), weights_only=True)
     if 'network_g_lora' in opt:
         # FT runs save adapters only (net_g_lora_<iter>.pth): keep the stage-one generator as the base, with its
         # own param key, and let check_resume point pretrain_network_g_lora at the adapters.

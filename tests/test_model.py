@@ -352,3 +352,37 @@ def test_negative_loss_term_in_training(data, tmp_path):
     model.feed_data(torch.utils.data.default_collate([ds[i] for i in with_neg[:2]]))
     model.optimize_parameters(1)
     assert model.get_current_log()['l_g_neg'] <= 0
+
+
+def test_auto_resume_takes_the_newest_loadable_state(data, tmp_path, caplog):
+    from nriqa_basicsr.pipeline import load_resume_state
+
+    root, scores = data
+    opt = _model_opt(root, scores, 'sma', tmp_path)
+    model = _build(opt)
+    for it in (1, 2, 3, 4):
+        model.feed_data(_batch(root, scores))
+        model.optimize_parameters(it)
+        if it % 2 == 0:
+            model.save(0, it)
+    rng_at_4 = model.sel_generator.get_state()
+    states, models = tmp_path / 'states', tmp_path / 'models'
+    assert sorted(p.name for p in states.iterdir()) == ['2.state', '4.state']  # no temporary files left
+    assert not [p for p in models.iterdir() if '.tmp' in p.name]
+
+    def resolve():
+        o = dict(copy.deepcopy(opt), auto_resume=True, name='inproc')
+        return o, load_resume_state(o)
+
+    resolved, state = resolve()
+    assert state['iter'] == 4 and torch.equal(state['selection_rng'], rng_at_4)
+    resumed = _build(resolved)
+    resumed.resume_training(state)
+    assert torch.equal(resumed.sel_generator.get_state(), rng_at_4)  # the same GT draws continue
+
+    (states / '4.state').write_bytes((states / '4.state').read_bytes()[:100])  # killed mid-write (pre-atomic)
+    resolved, state = resolve()
+    assert state['iter'] == 2 and resolved['path']['resume_state'].endswith('2.state')
+    assert 'cannot be loaded' in caplog.text
+    os.remove(models / 'net_g_2.pth')
+    assert resolve()[1] is None and 'has no matching checkpoint' in caplog.text

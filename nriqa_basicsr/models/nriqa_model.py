@@ -366,10 +366,42 @@ class NRIQAModel(SRGANModel):
             self.save_network(self.net_d, 'net_d', current_iter)
         self.save_training_state(epoch, current_iter)
 
-    def _atomic_save(self, payload: dict[str, Any], filename: str) -> None:
+    def save_network(self, net, net_label: str, current_iter: int, param_key='params') -> None:  # noqa: ANN001
+        """BasicSR's checkpoint format, written to a temporary file and renamed (never a half-written file)."""
+        nets = net if isinstance(net, list) else [net]
+        keys = param_key if isinstance(param_key, list) else [param_key]
+        payload = {key: {(k[7:] if k.startswith('module.') else k): v.cpu()
+                         for k, v in self.get_bare_model(n).state_dict().items()} for n, key in zip(nets, keys)}
+        label = 'latest' if current_iter == -1 else current_iter
+        self._atomic_save(payload, f'{net_label}_{label}.pth')
+
+    def save_training_state(self, epoch: int, current_iter: int) -> None:
+        """BasicSR's state plus the GT-selection RNG and the AMP scaler, written atomically."""
+        if current_iter == -1:
+            return
+        state = {'epoch': epoch, 'iter': current_iter,
+                 'optimizers': [o.state_dict() for o in self.optimizers],
+                 'schedulers': [s.state_dict() for s in self.schedulers],
+                 'selection_rng': self.sel_generator.get_state(), 'scaler': self.scaler.state_dict(),
+                 'nonfinite_skips': self.nonfinite_skips}
+        self._atomic_save(state, f'{current_iter}.state', folder=self.opt['path']['training_states'])
+
+    def resume_training(self, resume_state: dict[str, Any]) -> None:
+        super().resume_training(resume_state)
+        if 'selection_rng' in resume_state:
+            self.sel_generator.set_state(resume_state['selection_rng'].cpu())
+        if resume_state.get('scaler'):
+            self.scaler.load_state_dict(resume_state['scaler'])
+        self.nonfinite_skips = resume_state.get('nonfinite_skips', 0)
+
+    def _atomic_save(self, payload: dict[str, Any], filename: str, folder: str | None = None) -> None:
         if self.opt['rank'] != 0:
             return
-        path = osp.join(self.opt['path']['models'], filename)
+        path = osp.join(folder or self.opt['path']['models'], filename)
         tmp = f'{path}.tmp-{os.getpid()}'
-        torch.save(payload, tmp)
-        os.replace(tmp, path)
+        try:
+            torch.save(payload, tmp)
+            os.replace(tmp, path)
+        finally:
+            if osp.exists(tmp):
+                os.remove(tmp)
