@@ -13,6 +13,7 @@ import numpy as np
 from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.matlab_functions import imresize
 
+from nriqa_basicsr.atomic import atomic_path
 from nriqa_basicsr.iqa import WeightsNotFoundError, build_scorer, get_metric_info
 from nriqa_basicsr.metrics.nriqa_metric import image_to_tensor
 
@@ -158,10 +159,8 @@ def summarize(rows: list[dict], metrics: Sequence[str]) -> list[dict]:
 
 
 def _atomic_text(path: str, write: Callable) -> None:
-    tmp = f'{path}.tmp-{os.getpid()}'
-    with open(tmp, 'w', newline='') as f:
+    with atomic_path(path) as tmp, open(tmp, 'w', newline='') as f:
         write(f)
-    os.replace(tmp, path)
 
 
 def write_reports(out: str, rows: list[dict], summary: list[dict], suite: MetricSuite, title: str) -> dict[str, str]:
@@ -215,7 +214,8 @@ def write_reports(out: str, rows: list[dict], summary: list[dict], suite: Metric
             ax.set_ylabel(f'{metric} {arrows[metric]}')
             ax.grid(alpha=0.3)
         fig.tight_layout()
-        fig.savefig(paths['plot'], dpi=120)
+        with atomic_path(paths['plot']) as tmp:
+            fig.savefig(tmp, dpi=120)
         plt.close(fig)
     else:
         paths.pop('plot')

@@ -32,6 +32,44 @@ MULTIGT_KEYS = frozenset({
 })
 
 
+# Expected types (or allowed values) of the keys we read; checked before anything is built.
+_ANY_NUMBER = (int, float)
+MULTIGT_TYPES: dict[str, Any] = {
+    'dataroot_gt': str, 'dataroot_label': str, 'dataroot_lq': str, 'layout': ('hggt', 'generic'),
+    'gt_variants': list, 'filename_tmpl': str, 'io_backend': dict, 'lq_mode': ('paired', 'bicubic', 'realesrgan'),
+    'lq_filename_tmpl': str, 'lq_ext': str, 'gt_size': int, 'use_hflip': bool, 'use_rot': bool,
+    'drop_without_positive': bool, 'report_counts': bool, 'score_file': str, 'score_metrics': (dict, list, str),
+    'score_norm': ('raw', 'zscore'), 'num_worker_per_gpu': int, 'batch_size_per_gpu': int,
+    'dataset_enlarge_ratio': int, 'final_sinc_prob': _ANY_NUMBER, 'sinc_prob': _ANY_NUMBER,
+}
+IQA_LOSS_TYPES: dict[str, Any] = {
+    'metrics': (dict, list, str), 'loss_weight': _ANY_NUMBER, 'reduction': ('none', 'mean', 'sum'),
+    'normalize': bool, 'clamp': bool, 'nonfinite': ('raise', 'skip'), 'metric_opts': dict,
+    'weights_dir': (str, list), 'device': str,
+}
+
+
+def _check_types(where: str, block: dict[str, Any], types: dict[str, Any], problems: list[str]) -> None:
+    """Append a problem for each key of ``block`` whose value has the wrong type or is not an allowed value."""
+    for key, expected in types.items():
+        if key not in block or block[key] is None:
+            continue
+        value = block[key]
+        if isinstance(expected, tuple) and expected and isinstance(expected[0], str):
+            if value not in expected:
+                problems.append(f'{where}.{key}: {value!r} is not one of {list(expected)}.')
+        elif isinstance(value, bool) and expected is not bool:
+            problems.append(f'{where}.{key}: expected {_type_names(expected)}, got a boolean.')
+        elif not isinstance(value, expected):
+            problems.append(f'{where}.{key}: expected {_type_names(expected)}, got {type(value).__name__} '
+                            f'{value!r}.')
+
+
+def _type_names(expected: Any) -> str:
+    kinds = expected if isinstance(expected, tuple) else (expected,)
+    return ' or '.join(k.__name__ for k in kinds)
+
+
 class OptionsError(ValueError):
     """One or more invalid options; the message lists all of them."""
 
@@ -69,6 +107,7 @@ def _check_nriqa_losses(opt: dict[str, Any], problems: list[str]) -> None:
     for key, block in (opt.get('train') or {}).items():
         if not (isinstance(block, dict) and block.get('type') == 'NRIQALoss'):
             continue
+        _check_types(f'train.{key}', block, IQA_LOSS_TYPES, problems)
         metrics = block.get('metrics')
         names = [metrics] if isinstance(metrics, str) else list(metrics or [])
         if not names:
@@ -89,6 +128,9 @@ def _check_multigt_datasets(opt: dict[str, Any], problems: list[str]) -> None:
                 close = difflib.get_close_matches(name, sorted(MULTIGT_KEYS), n=1)
                 problems.append(f'datasets.{key}.{name}: unknown MultiGTDataset option'
                                 + (f' (did you mean {close[0]}?)' if close else '') + '.')
+        _check_types(f'datasets.{key}', block, MULTIGT_TYPES, problems)
+        if isinstance(block.get('gt_size'), int) and not isinstance(block['gt_size'], bool) and block['gt_size'] < 1:
+            problems.append(f'datasets.{key}.gt_size: must be positive, got {block["gt_size"]}.')
         if not block.get('dataroot_gt'):
             problems.append(f'datasets.{key}.dataroot_gt: required (folder of GT variant folders or LMDBs).')
         if block.get('layout', 'generic') == 'generic' and not block.get('gt_variants'):
@@ -96,7 +138,7 @@ def _check_multigt_datasets(opt: dict[str, Any], problems: list[str]) -> None:
                             f'or set layout: hggt.')
         if key.split('_')[0] == 'train' and not block.get('gt_size'):
             problems.append(f'datasets.{key}.gt_size: required for training (GT crop size).')
-        if block.get('gt_size') and opt.get('scale') and block['gt_size'] % opt['scale']:
+        if isinstance(block.get('gt_size'), int) and opt.get('scale') and block['gt_size'] % opt['scale']:
             problems.append(f'datasets.{key}.gt_size: {block["gt_size"]} is not a multiple of scale {opt["scale"]}.')
 
 
@@ -160,7 +202,8 @@ def _check_model_sections(opt: dict[str, Any], problems: list[str]) -> None:
     from nriqa_basicsr.losses.nriqa_loss import NRIQALoss
 
     train = opt.get('train') or {}
-    ours = [k for k in ('gt_selection', 'iqa_opt', 'neg_opt', 'amp', 'channels_last') if k in train]
+    ours = [k for k in ('gt_selection', 'iqa_opt', 'neg_opt', 'amp', 'channels_last', 'max_consecutive_nonfinite')
+            if k in train]
     ours += [k for k in ('network_g_lora', 'degradation') if k in opt]
     if opt.get('model_type') != 'NRIQAModel':
         if ours and opt.get('model_type'):
@@ -185,6 +228,9 @@ def _check_model_sections(opt: dict[str, Any], problems: list[str]) -> None:
         problems.append(f'train.amp: must be bf16, fp16 or false, got {amp!r}.')
     if not isinstance(train.get('channels_last', False), bool):
         problems.append('train.channels_last: must be true or false.')
+    limit = train.get('max_consecutive_nonfinite', 5)
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
+        problems.append(f'train.max_consecutive_nonfinite: a count >= 0 (0 never stops), got {limit!r}.')
     if ('network_d' in opt) != bool(train.get('gan_opt')):
         problems.append('network_d and train.gan_opt go together: give both for GAN training, neither to train '
                         'GAN-free (e.g. the FT stage).')
@@ -192,9 +238,20 @@ def _check_model_sections(opt: dict[str, Any], problems: list[str]) -> None:
         problems.append('NRIQAModel needs at least one of train.pixel_opt, train.perceptual_opt, train.iqa_opt.')
 
 
+def _check_scale(opt: dict[str, Any], problems: list[str]) -> None:
+    """The generator's own upscaling factor must equal ``scale`` (the data's), or every loss compares
+    tensors of different sizes only after the data is loaded and the network built."""
+    net = opt.get('network_g') or {}
+    for key in ('scale', 'upscale'):
+        if key in net and opt.get('scale') is not None and net[key] != opt['scale']:
+            problems.append(f'network_g.{key} is {net[key]} but scale is {opt["scale"]}: the network and the data '
+                            f'(LQ size = GT size / scale) must use the same factor.')
+
+
 def prepare_options(opt: dict[str, Any]) -> dict[str, Any]:
     """Validate our option blocks in a parsed BasicSR ``opt`` and fill defaults in place; raise on problems."""
     problems: list[str] = []
+    _check_scale(opt, problems)
     _check_metric_blocks(opt, problems)
     _check_nriqa_losses(opt, problems)
     _check_multigt_datasets(opt, problems)

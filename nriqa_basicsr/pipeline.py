@@ -5,9 +5,11 @@
 * our option blocks are checked right after BasicSR parses the YAML (:func:`nriqa_basicsr.options.prepare_options`);
 * resuming loads the training state onto the configured device (BasicSR's loader requires CUDA) with
   ``weights_only=True``, and ``--auto_resume`` looks in ``<root>/experiments/<name>/training_states`` instead of
-  a path relative to the current directory.
+  a path relative to the current directory; temporary files of interrupted saves are removed;
+* the training loader's sampler becomes a :class:`~nriqa_basicsr.data.sampler.ResumableSampler`, so a resumed
+  run continues inside the interrupted epoch with the same samples and crops (exact resume).
 
-The hooks replace two module-level names in ``basicsr.train`` / ``basicsr.test`` only while the pipeline runs.
+The hooks replace module-level names in ``basicsr.train`` / ``basicsr.test`` only while the pipeline runs.
 """
 
 from __future__ import annotations
@@ -23,13 +25,19 @@ from typing import Any
 import basicsr.test as basicsr_test
 import basicsr.train as basicsr_train
 import torch
+from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
 
+from nriqa_basicsr.atomic import TMP_PREFIX
+from nriqa_basicsr.data.sampler import ResumableSampler, batches_done_in_epoch
 from nriqa_basicsr.options import prepare_options
+from nriqa_basicsr.safe_load import load_torch_file
 
-__all__ = ['basicsr_hooks', 'load_resume_state', 'normalize_argv', 'test_main', 'train_main']
+__all__ = ['basicsr_hooks', 'load_resume_state', 'make_resumable', 'normalize_argv', 'remove_stale_temporaries',
+           'test_main', 'train_main']
 
 _parse_options = basicsr_train.parse_options
+_create_loaders = basicsr_train.create_train_val_dataloader
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
@@ -65,7 +73,7 @@ def _newest_loadable_state(opt: dict[str, Any], state_dir: str) -> tuple[str, di
     for iteration in iterations:
         path = osp.join(state_dir, f'{iteration}.state')
         try:
-            state = torch.load(path, map_location=_state_device(opt), weights_only=True)
+            state = load_torch_file(path, _state_device(opt), 'training state')
         except Exception as exc:  # truncated / corrupt / foreign pickle: try the previous one
             logger.warning(f'Resume: {path} cannot be loaded ({type(exc).__name__}: {exc}); trying an older state.')
             continue
@@ -77,17 +85,33 @@ def _newest_loadable_state(opt: dict[str, Any], state_dir: str) -> tuple[str, di
     return None
 
 
+def remove_stale_temporaries(opt: dict[str, Any]) -> list[str]:
+    """Delete leftovers of saves that were killed before their rename (they are never loaded)."""
+    removed = []
+    for key in ('models', 'training_states'):
+        folder = opt['path'].get(key)
+        for name in os.listdir(folder) if folder and osp.isdir(folder) else []:
+            if name.startswith(TMP_PREFIX):
+                os.remove(osp.join(folder, name))
+                removed.append(name)
+    if removed:
+        logging.getLogger('basicsr').warning(f'Removed {len(removed)} unfinished save(s): {", ".join(removed)}.')
+    return removed
+
+
 def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     """BasicSR's ``load_resume_state`` without its CUDA requirement and CWD-relative auto-resume path, taking the
     newest *complete and loadable* state (older ones as fallbacks, with a warning)."""
     state = None
+    if opt['rank'] == 0:
+        remove_stale_temporaries(opt)
     if opt['auto_resume']:
         state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
         found = _newest_loadable_state(opt, state_dir) if osp.isdir(state_dir) else None
         if found is not None:
             opt['path']['resume_state'], state = found
     elif opt['path'].get('resume_state'):
-        state = torch.load(opt['path']['resume_state'], map_location=_state_device(opt), weights_only=True)
+        state = load_torch_file(opt['path']['resume_state'], _state_device(opt), 'path.resume_state')
     if state is None:
         return None
     if 'network_g_lora' in opt:
@@ -106,17 +130,60 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     return state
 
 
+def make_resumable(train_loader: torch.utils.data.DataLoader, train_sampler: Any, opt: dict[str, Any],
+                   resume_state: dict[str, Any] | None) -> ResumableSampler | Any:
+    """Swap ``train_loader``'s ``EnlargedSampler`` for a :class:`ResumableSampler` positioned after the batches
+    ``resume_state`` already trained on; returns the sampler the training loop should call ``set_epoch`` on."""
+    if train_loader is None or not isinstance(train_sampler, EnlargedSampler) or train_loader.batch_sampler is None:
+        return train_sampler
+    keyed = bool(getattr(train_loader.dataset, 'accepts_sample_keys', False))
+    # the loader's own generator: worker seeds no longer draw from (and shift) the global torch RNG
+    train_loader.generator = torch.Generator()
+    sampler = ResumableSampler(train_sampler, opt.get('manual_seed') or 0, train_loader.batch_sampler.batch_size,
+                               keyed, train_loader.generator)
+    train_loader.batch_sampler.sampler = sampler
+    if resume_state is not None:
+        done = batches_done_in_epoch(resume_state['iter'], resume_state['epoch'], len(train_loader))
+        if done is None or 'rng' not in resume_state:
+            logging.getLogger('basicsr').warning(
+                f'Resume: the state of iteration {resume_state["iter"]} (epoch {resume_state["epoch"]}) does not '
+                f'carry an exact data position; epoch {resume_state["epoch"]} restarts from its first batch.')
+        else:
+            sampler.resume_at(resume_state['epoch'], done)
+    return sampler
+
+
+class _Hooks:
+    """The replacements installed by :func:`basicsr_hooks`; they share the run's resume state."""
+
+    def __init__(self) -> None:
+        self.resume_state: dict[str, Any] | None = None
+
+    def load_resume_state(self, opt: dict[str, Any]) -> dict[str, Any] | None:
+        self.resume_state = load_resume_state(opt)
+        return self.resume_state
+
+    def create_train_val_dataloader(self, opt: dict[str, Any], logger: logging.Logger) -> tuple:
+        train_loader, train_sampler, *rest = _create_loaders(opt, logger)
+        return (train_loader, make_resumable(train_loader, train_sampler, opt, self.resume_state), *rest)
+
+
 @contextlib.contextmanager
 def basicsr_hooks() -> Iterator[None]:
     """Install the hooks described in the module docstring for the duration of a pipeline run."""
-    saved = (basicsr_train.parse_options, basicsr_train.load_resume_state, basicsr_test.parse_options)
+    names = ('parse_options', 'load_resume_state', 'create_train_val_dataloader')
+    saved = [getattr(basicsr_train, n) for n in names] + [basicsr_test.parse_options]
+    hooks = _Hooks()
     basicsr_train.parse_options = _parse_and_prepare
-    basicsr_train.load_resume_state = load_resume_state
+    basicsr_train.load_resume_state = hooks.load_resume_state
+    basicsr_train.create_train_val_dataloader = hooks.create_train_val_dataloader
     basicsr_test.parse_options = _parse_and_prepare
     try:
         yield
     finally:
-        basicsr_train.parse_options, basicsr_train.load_resume_state, basicsr_test.parse_options = saved
+        for name, value in zip(names, saved):
+            setattr(basicsr_train, name, value)
+        basicsr_test.parse_options = saved[-1]
 
 
 def _root(root_path: str | None) -> str:

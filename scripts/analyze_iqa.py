@@ -50,6 +50,7 @@ from nriqa_basicsr.analysis import (  # noqa: E402
     pair_credit,
     weighted_accuracy,
 )
+from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.data.multigt_source import MultiGTSource  # noqa: E402
 from nriqa_basicsr.data.score_file import load_score_table  # noqa: E402
 from nriqa_basicsr.iqa import build_scorer  # noqa: E402
@@ -107,11 +108,8 @@ def pair_scores(args: argparse.Namespace) -> tuple[dict[str, np.ndarray], PairSe
                 raise ValueError(f'{osp.join(args.image_root, img)}: unreadable image.')
             with torch.no_grad():
                 cache.setdefault(img, {})[metric] = float(scorer(image_to_tensor(data))[0])
-        os.makedirs(osp.dirname(osp.abspath(cache_path)), exist_ok=True)
-        tmp = f'{cache_path}.tmp-{os.getpid()}'
-        with open(tmp, 'w') as f:
+        with atomic_path(cache_path) as tmp, open(tmp, 'w') as f:
             json.dump(cache, f)
-        os.replace(tmp, cache_path)
     scores = {m: np.array([cache[i][m] for i in images]) for m in args.metrics}
     pairs = PairSet(np.array([index[r['image_a']] for r in rows]), np.array([index[r['image_b']] for r in rows]),
                     np.array(targets), np.ones(len(rows)))
@@ -134,12 +132,12 @@ def report(args: argparse.Namespace, flat: dict[str, np.ndarray], pairs: PairSet
                      'weighted_accuracy': weighted_accuracy(credits[m], pairs.weight), **extra.get(m, {})})
     rows.sort(key=lambda r: -r['accuracy'])
     fields = list(rows[0])
-    with open(osp.join(args.out, 'alignment.csv'), 'w', newline='') as f:
+    with atomic_path(osp.join(args.out, 'alignment.csv')) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
     names, matrix = complementarity(credits, pairs.weight)
-    with open(osp.join(args.out, 'complementarity.csv'), 'w', newline='') as f:
+    with atomic_path(osp.join(args.out, 'complementarity.csv')) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.writer(f)
         writer.writerow(['wrong \\ judged'] + names)
         writer.writerows([[n] + [f'{v:.4f}' for v in row] for n, row in zip(names, matrix)])
@@ -154,7 +152,8 @@ def report(args: argparse.Namespace, flat: dict[str, np.ndarray], pairs: PairSet
             ax.text(j, i, f'{matrix[i, j]:.2f}', ha='center', va='center', color='w', fontsize=8)
     fig.colorbar(im)
     fig.tight_layout()
-    fig.savefig(osp.join(args.out, 'complementarity.png'), dpi=120)
+    with atomic_path(osp.join(args.out, 'complementarity.png')) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
     members, acc = greedy_ensemble(flat, pairs, ties=args.ties) if len(flat) > 1 else ({names[0]: 1.0}, rows[0][
         'weighted_accuracy'])
@@ -168,7 +167,7 @@ def report(args: argparse.Namespace, flat: dict[str, np.ndarray], pairs: PairSet
     lines += ['', f'Greedy z-scored ensemble: {members} → accuracy {acc:.4f}.', '',
               '![complementarity](complementarity.png)', '']
     path = osp.join(args.out, 'report.md')
-    with open(path, 'w') as f:
+    with atomic_path(path) as tmp, open(tmp, 'w') as f:
         f.write('\n'.join(lines))
     return path
 

@@ -39,6 +39,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.data.labels import POSITIVE  # noqa: E402
 from nriqa_basicsr.data.multigt_source import MultiGTSource  # noqa: E402
 from nriqa_basicsr.evaluation import (  # noqa: E402
@@ -144,7 +145,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[str, str
                     import os
 
                     os.makedirs(folder, exist_ok=True)
-                    cv2.imwrite(osp.join(folder, f'{pair.name}.png'), sr)
+                    with atomic_path(osp.join(folder, f'{pair.name}.png')) as tmp:
+                        cv2.imwrite(tmp, sr)
                 values = suite(sr, hr) if hr is not None else suite.multi_reference(sr, pair.references)
                 rows.append({'model': model_name, 'dataset': ds_name, 'image': pair.name, **values})
         speed[model_name] = count / seconds if seconds else float('inf')

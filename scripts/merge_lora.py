@@ -13,7 +13,6 @@ merged from the base weights and the matching adapters. Written atomically.
 from __future__ import annotations
 
 import argparse
-import os
 import os.path as osp
 import sys
 
@@ -28,13 +27,15 @@ import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
 from basicsr.utils.options import ordered_yaml  # noqa: E402
 
 from nriqa_basicsr.archs.lora import merged_state_dict  # noqa: E402
+from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.inference import adapted_generator  # noqa: E402
+from nriqa_basicsr.safe_load import load_torch_file  # noqa: E402
 
 
 def merge(opt: dict, adapters: str, base: str | None = None, base_key: str | None = None) -> dict:
     base = base or opt['path']['pretrain_network_g']
     base_key = base_key or opt['path'].get('param_key_g', 'params')
-    keys = [k for k in ('params', 'params_ema') if k in torch.load(adapters, map_location='cpu', weights_only=True)]
+    keys = [k for k in ('params', 'params_ema') if k in load_torch_file(adapters, 'cpu', 'adapters')]
     if not keys:
         raise ValueError(f'{adapters}: no params / params_ema adapter sets.')
     return {key: merged_state_dict(adapted_generator(opt['network_g'], opt['network_g_lora'], base, base_key,
@@ -58,9 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
-    tmp = f'{args.out}.tmp-{os.getpid()}'
-    torch.save(merged, tmp)
-    os.replace(tmp, args.out)
+    with atomic_path(args.out) as tmp:
+        torch.save(merged, tmp)
     print(f'wrote {args.out} ({", ".join(merged)}), loadable by stock {opt["network_g"]["type"]} with strict=True')
     return 0
 

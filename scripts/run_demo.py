@@ -34,6 +34,7 @@ import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
 # isort: split
 import yaml  # noqa: E402
 
+from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.evaluation import MetricSuite, bicubic_upscale, list_pairs, load_pair  # noqa: E402
 from nriqa_basicsr.inference import load_generator, upscale_image  # noqa: E402
 
@@ -78,7 +79,7 @@ def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr:
     import matplotlib.pyplot as plt
 
     os.makedirs(out, exist_ok=True)
-    with open(osp.join(out, 'metrics.csv'), 'w', newline='') as f:
+    with atomic_path(osp.join(out, 'metrics.csv')) as tmp, open(tmp, 'w', newline='') as f:
         writer = csv.DictWriter(f, fieldnames=['model', 'psnr', 'ssim', 'niqe', 'piqe'])
         writer.writeheader()
         writer.writerows(rows)
@@ -96,7 +97,8 @@ def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr:
                      + (' (held out)' if metric == 'piqe' else ' (guides training)'))
         ax.grid(alpha=0.3)
     fig.tight_layout()
-    fig.savefig(osp.join(out, 'perception_distortion.png'), dpi=120)
+    with atomic_path(osp.join(out, 'perception_distortion.png')) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
     lines = ['# nriqa_basicsr demo report', '',
@@ -131,7 +133,7 @@ def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr:
         'better images (reward hacking) — the reason the paper keeps the fidelity terms and a frozen base.', '',
         '![perception-distortion](perception_distortion.png)', '']
     path = osp.join(out, 'report.md')
-    with open(path, 'w') as f:
+    with atomic_path(path) as tmp, open(tmp, 'w') as f:
         f.write('\n'.join(lines))
     return path
 

@@ -30,6 +30,7 @@ import cv2  # noqa: E402
 import torch  # noqa: E402
 from tqdm import tqdm  # noqa: E402
 
+from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.inference import load_generator, upscale_image  # noqa: E402
 
 _EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -77,11 +78,13 @@ def main(argv: list[str] | None = None) -> int:
         sr = upscale_image(net, lr, args.scale, args.tile, args.tile_pad, amp)
         name = osp.basename(path)
         target = osp.join(args.output, name)
-        tmp = osp.join(args.output, f'.tmp-{os.getpid()}-{name}')
-        if not cv2.imwrite(tmp, sr):
-            print(f'error: cannot write {target}', file=sys.stderr)
+        try:
+            with atomic_path(target) as tmp:
+                if not cv2.imwrite(tmp, sr):
+                    raise OSError(f'cannot write {target}')
+        except OSError as exc:
+            print(f'error: {exc}', file=sys.stderr)
             return 1
-        os.replace(tmp, target)
     print(f'wrote {len(files)} image(s) to {args.output}')
     return 0
 

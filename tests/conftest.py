@@ -2,6 +2,7 @@
 
 import os
 import os.path as osp
+import shutil
 import tempfile
 
 # Before torch/pyiqa are imported: pyiqa computes its cache dir at import time.
@@ -69,3 +70,35 @@ def photo() -> 'torch.Tensor':
     from skimage import data
 
     return torch.from_numpy(data.astronaut()).permute(2, 0, 1).unsqueeze(0).float() / 255
+
+
+@pytest.fixture(scope='module')
+def data(tmp_path_factory, musiq_weights):
+    """Tiny HGGT-layout demo set (6 groups of 128 px) with a PIQE score file and score grid."""
+    from nriqa_basicsr.data.multigt_source import MultiGTSource
+    from nriqa_basicsr.iqa import build_scorer
+    from scripts.make_demo_data import make_demo_data
+    from scripts.score_gts import score_dataset
+
+    root = str(tmp_path_factory.mktemp('model_demo') / 'demo')
+    make_demo_data(root, num_train=6, num_val=1, size=128, seed=7)
+    scores = osp.join(root, 'scores_piqe.npz')
+    source = MultiGTSource(osp.join(root, 'train', 'images'), 'hggt')
+    score_dataset(source, {'piqe': build_scorer('piqe', device='cpu')}, scores, grid=(32, 64), progress=False)
+    # the NR-IQA loss uses MUSIQ (random weights, found through NRIQA_WEIGHTS_DIR like a user's download):
+    # unlike PIQE it is finite on the flat outputs of an untrained generator
+    os.environ['NRIQA_WEIGHTS_DIR'] = osp.dirname(musiq_weights)
+    yield root, scores
+    os.environ.pop('NRIQA_WEIGHTS_DIR', None)
+
+
+@pytest.fixture
+def run_names():
+    """Experiment names a test runs through train.py; their folders are removed afterwards."""
+    names = []
+    yield names
+    for sub in ('experiments', 'tb_logger'):
+        folder = osp.join(REPO_ROOT, sub)
+        for entry in os.listdir(folder) if osp.isdir(folder) else []:
+            if any(entry.startswith(n) for n in names):
+                shutil.rmtree(osp.join(folder, entry), ignore_errors=True)

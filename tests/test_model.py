@@ -4,7 +4,6 @@ import copy
 import os
 import os.path as osp
 import re
-import shutil
 import subprocess
 import sys
 import uuid
@@ -16,28 +15,11 @@ from conftest import REPO_ROOT
 
 from nriqa_basicsr.data.labels import POSITIVE
 from nriqa_basicsr.data.multigt_dataset import MultiGTDataset
-from nriqa_basicsr.data.multigt_source import MultiGTSource
 from nriqa_basicsr.data.selection import POLICIES, selection_probabilities
 from nriqa_basicsr.iqa import build_scorer
-from scripts.make_demo_data import make_demo_data
-from scripts.score_gts import score_dataset
 
 NET_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4,
          'scale': 4}
-
-
-@pytest.fixture(scope='module')
-def data(tmp_path_factory, musiq_weights):
-    root = str(tmp_path_factory.mktemp('model_demo') / 'demo')
-    make_demo_data(root, num_train=6, num_val=1, size=128, seed=7)
-    scores = osp.join(root, 'scores_piqe.npz')
-    source = MultiGTSource(osp.join(root, 'train', 'images'), 'hggt')
-    score_dataset(source, {'piqe': build_scorer('piqe', device='cpu')}, scores, grid=(32, 64), progress=False)
-    # the NR-IQA loss uses MUSIQ (random weights, found through NRIQA_WEIGHTS_DIR like a user's download):
-    # unlike PIQE it is finite on the flat outputs of an untrained generator
-    os.environ['NRIQA_WEIGHTS_DIR'] = osp.dirname(musiq_weights)
-    yield root, scores
-    os.environ.pop('NRIQA_WEIGHTS_DIR', None)
 
 
 def _dataset_opt(root, scores=None, **kw):
@@ -235,17 +217,6 @@ def test_bad_model_options(data, tmp_path):
 
 
 # ------------------------------------------------------------------------------------ through train.py
-@pytest.fixture
-def run_names():
-    names = []
-    yield names
-    for sub in ('experiments', 'tb_logger'):
-        folder = osp.join(REPO_ROOT, sub)
-        for entry in os.listdir(folder) if osp.isdir(folder) else []:
-            if any(entry.startswith(n) for n in names):
-                shutil.rmtree(osp.join(folder, entry), ignore_errors=True)
-
-
 def _cli_opt(root, scores, name, policy, **kw):
     opt = _model_opt(root, scores, policy, __import__('pathlib').Path('/unused'), **kw)
     for key in ('is_train', 'dist', 'rank', 'world_size', 'auto_resume'):

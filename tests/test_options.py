@@ -82,3 +82,28 @@ def test_gt_selection_and_multigt_dataset_checks():
         opt = _multigt_opt(policy='original')
         opt['datasets']['train']['gt_size'] = 66
         prepare_options(opt)
+
+
+def test_types_scale_and_model_combinations_are_checked():
+    opt = _multigt_opt(policy='original')
+    opt['datasets']['train'].update(gt_size='64', use_hflip='yes', lq_mode='bicubc', score_norm='minmax')
+    opt.update(model_type='NRIQAModel', network_g={'type': 'RRDBNet', 'scale': 2},
+               network_g_lora={'rank': 4}, path={})
+    opt['train'].update(pixel_opt={'type': 'L1Loss'}, max_consecutive_nonfinite=-1,
+                        iqa_opt={'type': 'NRIQALoss', 'metrics': {'musiq': 1}, 'loss_weight': 'big',
+                                 'reduction': 'avg', 'clamp': 1})
+    with pytest.raises(OptionsError) as info:
+        prepare_options(opt)
+    text = str(info.value)
+    for expected in ["datasets.train.gt_size: expected int, got str '64'",
+                     "datasets.train.use_hflip: expected bool, got str 'yes'",
+                     "datasets.train.lq_mode: 'bicubc' is not one of ['paired', 'bicubic', 'realesrgan']",
+                     "datasets.train.score_norm: 'minmax' is not one of ['raw', 'zscore']",
+                     'network_g.scale is 2 but scale is 4',
+                     'network_g_lora (FT stage) needs path.pretrain_network_g',
+                     'train.max_consecutive_nonfinite: a count >= 0',
+                     "train.iqa_opt.loss_weight: expected int or float, got str 'big'",
+                     "train.iqa_opt.reduction: 'avg' is not one of ['none', 'mean', 'sum']",
+                     'train.iqa_opt.clamp: expected bool, got int 1']:
+        assert expected in text, expected
+    assert len(info.value.problems) == 10

@@ -17,6 +17,7 @@ from nriqa_basicsr.data.degradation import KernelSampler
 from nriqa_basicsr.data.image_io import decode_image
 from nriqa_basicsr.data.labels import LABEL_NAMES, POSITIVE
 from nriqa_basicsr.data.multigt_source import MultiGTLayoutError, MultiGTSource
+from nriqa_basicsr.data.sampler import SampleKey
 from nriqa_basicsr.data.score_file import ScoreFileError, load_score_table
 from nriqa_basicsr.data.selection import combine_scores, zscore_stats
 
@@ -49,7 +50,10 @@ class MultiGTDataset(data.Dataset):
     the returned kernels), ``gts`` (K, C, H, W), ``gt`` (the original, for BasicSR's stock models and
     validation), ``labels`` / ``label_counts`` (K,), ``scores`` (K,) with a score file, ``grid_scores`` (K,)
     with a score grid, ``crop`` (top, left) in GT pixels, ``key``, ``gt_path``, ``gt_paths``, ``lq_path``.
+    Indices may be :class:`~nriqa_basicsr.data.sampler.SampleKey` s (exact resume, worker-independent draws).
     """
+
+    accepts_sample_keys = True
 
     def __init__(self, opt: dict[str, Any]) -> None:
         super().__init__()
@@ -160,11 +164,13 @@ class MultiGTDataset(data.Dataset):
         return len(self.groups)
 
     # -------------------------------------------------------------------------------------------------- items
-    def _rng(self, index: int) -> np.random.Generator:
+    def _rng(self, index: int | SampleKey) -> tuple[int, np.random.Generator]:
+        if isinstance(index, SampleKey):  # from ResumableSampler: the draw is a function of the sample alone
+            return index.index, np.random.default_rng([*index.entropy, index.index])
         # torch.initial_seed() differs per DataLoader worker *and epoch*; BasicSR's worker_init_fn reseeds only
         # numpy/random, identically every epoch. The draw counter separates calls within one process.
         self._draws += 1
-        return np.random.default_rng([torch.initial_seed() % (2**63), index, self._draws])
+        return index, np.random.default_rng([torch.initial_seed() % (2**63), index, self._draws])
 
     def _read_lq(self, name: str) -> tuple[np.ndarray, str]:
         if self.lq_root.endswith('.lmdb'):
@@ -193,9 +199,9 @@ class MultiGTDataset(data.Dataset):
         left = step * int(rng.integers(0, (w - size) // step + 1))
         return top, left
 
-    def __getitem__(self, index: int) -> dict[str, Any]:
+    def __getitem__(self, index: int | SampleKey) -> dict[str, Any]:
+        index, rng = self._rng(index)
         name = self.groups[index]
-        rng = self._rng(index)
         gts = self.source.read_group(name)
         h, w = gts[0].shape[:2]
         lq = lq_path = None

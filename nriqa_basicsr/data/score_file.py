@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import os.path as osp
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from nriqa_basicsr.atomic import atomic_path
 
 __all__ = ['FORMAT', 'ScoreFileError', 'ScoreTable', 'dataset_fingerprint', 'grid_positions', 'load_score_table',
            'save_score_table']
@@ -89,16 +89,8 @@ def save_score_table(path: str, table: ScoreTable) -> None:
         arrays[f'scores__{name}'] = np.asarray(values, np.float32)
     for name, values in table.grids.items():
         arrays[f'grid__{name}'] = np.asarray(values, np.float32)
-    folder = osp.dirname(osp.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix='.tmp-', suffix='.npz')
-    os.close(fd)
-    try:
-        np.savez(tmp, **arrays)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
+    with atomic_path(path) as tmp, open(tmp, 'wb') as f:
+        np.savez(f, **arrays)
 
 
 def load_score_table(path: str) -> ScoreTable:

@@ -25,9 +25,10 @@ import os.path as osp
 import shutil
 import socket
 import sys
-import tempfile
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlparse
+
+from nriqa_basicsr.atomic import atomic_path
 
 __all__ = [
     'WeightsNotFoundError',
@@ -108,15 +109,8 @@ def is_offline() -> bool:
 
 def _atomic_write(path: str, write: Callable[[str], None]) -> None:
     """Write through ``write(tmp_path)`` then rename, so a crash never leaves a half-written file."""
-    os.makedirs(osp.dirname(path), exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=osp.dirname(path), prefix='.tmp-', suffix=osp.splitext(path)[1])
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if osp.exists(tmp):
-            os.remove(tmp)
 
 
 def _generate_niqe_params(path: str) -> None:

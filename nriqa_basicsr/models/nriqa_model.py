@@ -16,7 +16,6 @@ The GAN is optional: without ``network_d`` the model trains GAN-free (the FT sta
 from __future__ import annotations
 
 import contextlib
-import os
 import os.path as osp
 from collections import OrderedDict
 from copy import deepcopy
@@ -38,23 +37,33 @@ from nriqa_basicsr.archs.lora import (
     merged_state_dict,
     parameter_counts,
 )
+from nriqa_basicsr.atomic import atomic_path
 from nriqa_basicsr.data.degradation import degrade_realesrgan
 from nriqa_basicsr.data.selection import combine_scores, parse_selection_options, select, zscore_stats
 from nriqa_basicsr.iqa import build_scorer
 from nriqa_basicsr.losses.negative_loss import negative_loss, negative_weight_map, pick_negative_pairs
+from nriqa_basicsr.rng_state import capture_rng_state, restore_rng_state
+from nriqa_basicsr.safe_load import load_torch_file
 
-__all__ = ['NRIQAModel', 'CheckpointMismatchError']
+__all__ = ['NRIQAModel', 'CheckpointMismatchError', 'NonFiniteTrainingError']
 
 
 class CheckpointMismatchError(ValueError):
     """A pretrained checkpoint does not fit the configured network."""
 
 
+class NonFiniteTrainingError(RuntimeError):
+    """Too many optimizer steps in a row met a NaN/inf (``train.max_consecutive_nonfinite``)."""
+
+
+def nonfinite_terms(values: dict[str, torch.Tensor]) -> list[str]:
+    """Names of the tensors holding a NaN or an infinity."""
+    return [name for name, value in values.items() if not bool(torch.isfinite(value).all())]
+
+
 def load_checkpoint_params(path: str, param_key: str | None) -> dict[str, torch.Tensor]:
     """Tensors of a BasicSR checkpoint (``param_key`` falls back to ``params``), loaded without unpickling code."""
-    if not osp.isfile(path):
-        raise FileNotFoundError(f'pretrained checkpoint {path}: no such file.')
-    state = torch.load(path, map_location='cpu', weights_only=True)
+    state = load_torch_file(path, 'cpu', 'pretrained checkpoint')
     if param_key is not None and isinstance(state, dict) and (param_key in state or 'params' in state):
         state = state[param_key if param_key in state else 'params']
     return {(k[7:] if k.startswith('module.') else k): v for k, v in state.items()}
@@ -154,7 +163,9 @@ class NRIQAModel(SRGANModel):
                             for m in (self.selection.metrics if self.selection.policy == 'amo' else {})}
 
         self._setup_precision(train_opt)
-        self.nonfinite_skips = 0
+        self.nonfinite_skips = self.nonfinite_streak = 0
+        self.nonfinite_limit = int(train_opt.get('max_consecutive_nonfinite', 5))
+        self._bad_scores: list[str] = []
         self.setup_optimizers()
         self.setup_schedulers()
         trainable, total = parameter_counts(self.get_bare_model(self.net_g))
@@ -250,6 +261,10 @@ class NRIQAModel(SRGANModel):
             scores = data[key]
         elif policy == 'amo':
             scores = self.score_candidates(gts).cpu()
+            self._bad_scores = nonfinite_terms({f'candidate scores ({", ".join(self.selection.metrics)})': scores})
+            if self._bad_scores:  # this step is skipped; any valid choice keeps the batch well-formed
+                self.candidate_scores = scores
+                return torch.zeros(gts.shape[0], dtype=torch.long)
         self.candidate_scores = scores
         return select(policy, labels=data['labels'], scores=scores, tau=self.selection.tau,
                       generator=self.sel_generator, include_original=self.selection.include_original,
@@ -270,6 +285,12 @@ class NRIQAModel(SRGANModel):
 
     def optimize_parameters(self, current_iter: int) -> None:
         loss_dict: OrderedDict[str, torch.Tensor] = OrderedDict()
+        if self._bad_scores:  # no target to train towards: skip the whole step
+            bad, self._bad_scores = self._bad_scores, []
+            self._account_nonfinite(bad, current_iter)
+            self.log_dict = OrderedDict()
+            return
+        bad = []
         g_step = not self.use_gan or (current_iter % self.net_d_iters == 0 and current_iter > self.net_d_init_iters)
         if self.use_gan:
             self.net_d.requires_grad_(False)
@@ -300,26 +321,51 @@ class NRIQAModel(SRGANModel):
                 term = self._negative_term(output)
                 if term is not None:
                     loss_dict['l_g_neg'] = term
-            for name, value in loss_dict.items():
-                if name.startswith('l_'):
-                    l_total = l_total + value
-            if torch.isfinite(l_total):
+            terms = {n: v for n, v in loss_dict.items() if n.startswith('l_')}
+            bad += nonfinite_terms(terms)
+            if not bad:
+                l_total = l_total + sum(terms.values())
                 self.scaler.scale(l_total).backward()
-                self.scaler.step(self.optimizer_g)
-                self.scaler.update()
-            else:
-                self.nonfinite_skips += 1
-                bad = [n for n, v in loss_dict.items() if n.startswith('l_') and not torch.isfinite(v)]
-                get_root_logger().warning(f'iter {current_iter}: non-finite loss ({", ".join(bad)}); generator step '
-                                          f'skipped ({self.nonfinite_skips} so far).')
-        if self.use_gan:
-            self._discriminator_step(loss_dict)
+                bad += self._nonfinite_grads(self.net_g, self.optimizer_g, 'gradients of net_g')
+                if not bad:
+                    self.scaler.step(self.optimizer_g)
+                    self.scaler.update()
+        if self.use_gan and not bad:  # a skipped generator step skips the discriminator's too
+            bad += self._discriminator_step(loss_dict)
+        self._account_nonfinite(bad, current_iter)
         self._log_selection(loss_dict, current_iter)
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
 
-    def _discriminator_step(self, loss_dict: OrderedDict) -> None:
+    def _nonfinite_grads(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, name: str) -> list[str]:
+        """``[name]`` (and the gradients cleared) when a gradient holds NaN/inf; fp16's scaler handles its own."""
+        if self.scaler.is_enabled():
+            return []
+        grads = [p.grad for p in net.parameters() if p.grad is not None]
+        if not grads or bool(torch.isfinite(torch.stack(torch._foreach_norm(grads))).all()):
+            return []
+        optimizer.zero_grad(set_to_none=True)
+        return [name]
+
+    def _account_nonfinite(self, bad: list[str], current_iter: int) -> None:
+        """Count a step skipped for non-finite ``bad`` terms; stop after too many in a row."""
+        if not bad:
+            self.nonfinite_streak = 0
+            return
+        self.nonfinite_skips += 1
+        self.nonfinite_streak += 1
+        get_root_logger().warning(f'iter {current_iter}: non-finite {", ".join(bad)}; optimizer step skipped '
+                                  f'({self.nonfinite_streak} in a row, {self.nonfinite_skips} in all).')
+        if self.nonfinite_limit and self.nonfinite_streak >= self.nonfinite_limit:
+            raise NonFiniteTrainingError(
+                f'iter {current_iter}: {self.nonfinite_streak} steps in a row were skipped for non-finite values, '
+                f'last: {", ".join(bad)}. Training stopped (train.max_consecutive_nonfinite = '
+                f'{self.nonfinite_limit}); no weights were changed by these steps and the checkpoints in '
+                f'{self.opt["path"].get("models")} are intact. Lower the learning rate or the weight of the named '
+                f'term (or fix the data it points to), then resume with --auto_resume.')
+
+    def _discriminator_step(self, loss_dict: OrderedDict) -> list[str]:
         self.net_d.requires_grad_(True)
         self.optimizer_d.zero_grad(set_to_none=True)
         with self._autocast():
@@ -329,9 +375,15 @@ class NRIQAModel(SRGANModel):
         l_fake = self.cri_gan(fake, False, is_disc=True)
         loss_dict.update(l_d_real=l_real, l_d_fake=l_fake, out_d_real=real.detach().mean(),
                          out_d_fake=fake.detach().mean())
+        bad = nonfinite_terms({'l_d_real': l_real, 'l_d_fake': l_fake})
+        if bad:
+            return bad
         self.scaler.scale(l_real + l_fake).backward()
-        self.scaler.step(self.optimizer_d)
-        self.scaler.update()
+        bad = self._nonfinite_grads(self.net_d, self.optimizer_d, 'gradients of net_d')
+        if not bad:
+            self.scaler.step(self.optimizer_d)
+            self.scaler.update()
+        return bad
 
     def _log_selection(self, loss_dict: OrderedDict, current_iter: int) -> None:
         """Fraction of the batch supervised by each GT variant (``sel_<variant>``), and the scorer's mean
@@ -349,6 +401,11 @@ class NRIQAModel(SRGANModel):
             with torch.no_grad():
                 for name, scorer in self.amo_scorers.items():
                     loss_dict[f'iqa_{name}'] = scorer(self.output.detach().float().clamp(0, 1)).mean()
+
+    def load_network(self, net, load_path: str, strict: bool = True, param_key: str = 'params') -> None:  # noqa: ANN001
+        """BasicSR's loader for the other networks (net_d), with safe loading and key/shape diagnostics."""
+        load_matching(self.get_bare_model(net), load_checkpoint_params(load_path, param_key), load_path, strict)
+        get_root_logger().info(f'Loaded {type(self.get_bare_model(net)).__name__} from {load_path} [{param_key}].')
 
     # ------------------------------------------------------------------------------------------ saving
     def save(self, epoch: int, current_iter: int) -> None:
@@ -376,32 +433,30 @@ class NRIQAModel(SRGANModel):
         self._atomic_save(payload, f'{net_label}_{label}.pth')
 
     def save_training_state(self, epoch: int, current_iter: int) -> None:
-        """BasicSR's state plus the GT-selection RNG and the AMP scaler, written atomically."""
+        """BasicSR's state plus every RNG (global ones, GT selection) and the AMP scaler, written atomically."""
         if current_iter == -1:
             return
         state = {'epoch': epoch, 'iter': current_iter,
                  'optimizers': [o.state_dict() for o in self.optimizers],
                  'schedulers': [s.state_dict() for s in self.schedulers],
-                 'selection_rng': self.sel_generator.get_state(), 'scaler': self.scaler.state_dict(),
-                 'nonfinite_skips': self.nonfinite_skips}
+                 'selection_rng': self.sel_generator.get_state(), 'rng': capture_rng_state(),
+                 'scaler': self.scaler.state_dict(),
+                 'nonfinite_skips': self.nonfinite_skips, 'nonfinite_streak': self.nonfinite_streak}
         self._atomic_save(state, f'{current_iter}.state', folder=self.opt['path']['training_states'])
 
     def resume_training(self, resume_state: dict[str, Any]) -> None:
         super().resume_training(resume_state)
         if 'selection_rng' in resume_state:
             self.sel_generator.set_state(resume_state['selection_rng'].cpu())
+        if 'rng' in resume_state:
+            restore_rng_state(resume_state['rng'])
         if resume_state.get('scaler'):
             self.scaler.load_state_dict(resume_state['scaler'])
         self.nonfinite_skips = resume_state.get('nonfinite_skips', 0)
+        self.nonfinite_streak = resume_state.get('nonfinite_streak', 0)
 
     def _atomic_save(self, payload: dict[str, Any], filename: str, folder: str | None = None) -> None:
         if self.opt['rank'] != 0:
             return
-        path = osp.join(folder or self.opt['path']['models'], filename)
-        tmp = f'{path}.tmp-{os.getpid()}'
-        try:
+        with atomic_path(osp.join(folder or self.opt['path']['models'], filename)) as tmp:
             torch.save(payload, tmp)
-            os.replace(tmp, path)
-        finally:
-            if osp.exists(tmp):
-                os.remove(tmp)
