@@ -2,6 +2,8 @@
 
 * ``--local-rank=N`` (what ``torch.distributed.launch`` passes on PyTorch ≥ 2) is accepted beside
   ``--local_rank``;
+* ``--launcher pytorch`` (torchrun) picks the GPU from ``LOCAL_RANK`` (BasicSR uses the global rank, wrong on
+  several nodes) and, without CUDA, initialises the gloo backend instead of failing in ``torch.cuda``;
 * our option blocks are checked right after BasicSR parses the YAML (:func:`nriqa_basicsr.options.prepare_options`);
 * resuming loads the training state onto the configured device (BasicSR's loader requires CUDA) with
   ``weights_only=True``, and ``--auto_resume`` looks in ``<root>/experiments/<name>/training_states`` instead of
@@ -24,7 +26,9 @@ from typing import Any
 
 import basicsr.test as basicsr_test
 import basicsr.train as basicsr_train
+import basicsr.utils.options as basicsr_options
 import torch
+import torch.distributed as dist
 from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
 
@@ -33,16 +37,28 @@ from nriqa_basicsr.data.sampler import ResumableSampler, batches_done_in_epoch
 from nriqa_basicsr.options import prepare_options
 from nriqa_basicsr.safe_load import load_torch_file
 
-__all__ = ['basicsr_hooks', 'load_resume_state', 'make_resumable', 'normalize_argv', 'remove_stale_temporaries',
-           'test_main', 'train_main']
+__all__ = ['basicsr_hooks', 'init_dist', 'load_resume_state', 'make_resumable', 'normalize_argv',
+           'remove_stale_temporaries', 'test_main', 'train_main']
 
 _parse_options = basicsr_train.parse_options
 _create_loaders = basicsr_train.create_train_val_dataloader
+_init_dist = basicsr_options.init_dist
 
 
 def normalize_argv(argv: list[str]) -> list[str]:
     """Spell ``--local-rank`` the way BasicSR's parser accepts it."""
     return [('--local_rank' + a[len('--local-rank'):]) if a.startswith('--local-rank') else a for a in argv]
+
+
+def init_dist(launcher: str, backend: str | None = None, **kwargs: Any) -> None:
+    """BasicSR's ``init_dist`` for torchrun that works per node and on CPU-only machines (gloo)."""
+    if launcher != 'pytorch':
+        _init_dist(launcher, backend or 'nccl', **kwargs)
+        return
+    if torch.cuda.is_available():
+        local_rank = int(os.environ.get('LOCAL_RANK', os.environ['RANK']))
+        torch.cuda.set_device(local_rank % torch.cuda.device_count())
+    dist.init_process_group(backend=backend or ('nccl' if torch.cuda.is_available() else 'gloo'), **kwargs)
 
 
 def _parse_and_prepare(root_path: str, is_train: bool = True) -> tuple[dict[str, Any], Any]:
@@ -172,8 +188,9 @@ class _Hooks:
 def basicsr_hooks() -> Iterator[None]:
     """Install the hooks described in the module docstring for the duration of a pipeline run."""
     names = ('parse_options', 'load_resume_state', 'create_train_val_dataloader')
-    saved = [getattr(basicsr_train, n) for n in names] + [basicsr_test.parse_options]
+    saved = [getattr(basicsr_train, n) for n in names] + [basicsr_test.parse_options, basicsr_options.init_dist]
     hooks = _Hooks()
+    basicsr_options.init_dist = init_dist
     basicsr_train.parse_options = _parse_and_prepare
     basicsr_train.load_resume_state = hooks.load_resume_state
     basicsr_train.create_train_val_dataloader = hooks.create_train_val_dataloader
@@ -183,7 +200,7 @@ def basicsr_hooks() -> Iterator[None]:
     finally:
         for name, value in zip(names, saved):
             setattr(basicsr_train, name, value)
-        basicsr_test.parse_options = saved[-1]
+        basicsr_test.parse_options, basicsr_options.init_dist = saved[-2:]
 
 
 def _root(root_path: str | None) -> str:

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 import pytest
 import torch
+from conftest import REPO_ROOT
 
 from nriqa_basicsr.evaluation import list_pairs, load_pair
 from nriqa_basicsr.inference import load_generator, upscale_image
@@ -197,3 +198,19 @@ def test_checkpoint_plus_arch_name(tmp_path):
     torch.save({'params_ema': net.state_dict()}, tmp_path / 'esrgan.pth')
     built = load_generator(str(tmp_path / 'esrgan.pth'), arch_options('RRDBNet', 4))
     assert sum(p.numel() for p in built.parameters()) == sum(p.numel() for p in net.parameters())
+
+
+def test_step_benchmark_compares_with_basicsr_on_the_same_batch(tmp_path):
+    import json
+
+    from scripts.bench_step import main as bench_step_main
+
+    out = tmp_path / 'step.json'
+    assert bench_step_main(['-opt', osp.join(REPO_ROOT, 'options', 'demo', 'train_demo_amo.yml'), '--device', 'cpu',
+                            '--batch', '1', '--gt-size', '192', '--iters', '1', '--warmup', '1',
+                            '--json', str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result['baseline']['model_type'] == 'SRModel' and result['nriqa']['model_type'] == 'NRIQAModel'
+    assert result['policy'] == 'amo' and result['batch'] == 1 and result['gt_size'] == 192  # NIQE: 2x2 blocks of 96
+    assert result['nriqa']['candidate scoring (AMO)_ms'] > 0
+    assert result['ratio'] == pytest.approx(result['nriqa']['step_ms'] / result['baseline']['step_ms'])

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from nriqa_basicsr.iqa.catalog import MetricInfo, get_metric_info
+from nriqa_basicsr.iqa.fast_musiq import is_musiq, musiq_forward
 from nriqa_basicsr.iqa.scores import to_quality
 from nriqa_basicsr.iqa.weights import redirect_downloads
 
@@ -71,13 +72,14 @@ class IQAScorer(nn.Module):
         weights_path: explicit checkpoint file for the metric's main network.
         weights_dir: extra directory (or list) searched first for weight files by their pyiqa file names.
         check_range: raise :class:`IQAInputError` for inputs outside [0, 1].
+        fast_path: use :func:`~nriqa_basicsr.iqa.fast_musiq.musiq_forward` for MUSIQ (same result, faster).
         **metric_opts: passed to the pyiqa architecture (e.g. ``pretrained=False``, ``color_space='ycbcr'``).
     """
 
     def __init__(self, name: str, mode: str = 'NR', device: str | torch.device | None = None,
                  normalize: bool = False, score_range: tuple[float, float] | list[float] | None = None,
                  weights_path: str | None = None, weights_dir: str | list[str] | None = None,
-                 check_range: bool = True, **metric_opts: Any) -> None:
+                 check_range: bool = True, fast_path: bool = True, **metric_opts: Any) -> None:
         super().__init__()
         self.info = get_metric_info(name, mode)
         self.device = torch.device(device) if device is not None else default_device()
@@ -95,6 +97,7 @@ class IQAScorer(nn.Module):
         self.metric_opts = dict(metric_opts)
         self.net, self.weight_files = _build_pyiqa_net(self.info, self.device, weights_path, weights_dir,
                                                        metric_opts)
+        self.fast_path = fast_path and is_musiq(self.net)
         self.eval()
 
     @property
@@ -137,7 +140,10 @@ class IQAScorer(nn.Module):
                 raise IQAInputError(f'IQA metric "{self.name}": input {tuple(x.shape)} and reference '
                                     f'{tuple(ref.shape)} must have the same shape.')
         try:
-            out = self.net(x, ref) if self.info.mode == 'FR' else self.net(x)
+            if self.fast_path:
+                out = musiq_forward(self.net, x)
+            else:
+                out = self.net(x, ref) if self.info.mode == 'FR' else self.net(x)
         except torch.OutOfMemoryError:
             raise
         except (RuntimeError, IndexError, ValueError, AssertionError) as exc:

@@ -103,6 +103,13 @@ class NRIQAModel(SRGANModel):
             self.init_training_settings()
 
     # ------------------------------------------------------------------------------------------ networks
+    def model_to_device(self, net: torch.nn.Module) -> torch.nn.Module:
+        """BasicSR's wrapping, plus DistributedDataParallel on CPU (gloo) where BasicSR assumes CUDA."""
+        if not (self.opt['dist'] and self.device.type == 'cpu'):
+            return super().model_to_device(net)
+        return torch.nn.parallel.DistributedDataParallel(
+            net.to(self.device), find_unused_parameters=self.opt.get('find_unused_parameters', False))
+
     def _build_generator(self, base_key: str, adapter_key: str) -> torch.nn.Module:
         """Generator with pretrained base weights, then LoRA adapters (when configured) and their checkpoint."""
         net = build_network(deepcopy(self.opt['network_g']))
@@ -285,8 +292,8 @@ class NRIQAModel(SRGANModel):
 
     def optimize_parameters(self, current_iter: int) -> None:
         loss_dict: OrderedDict[str, torch.Tensor] = OrderedDict()
-        if self._bad_scores:  # no target to train towards: skip the whole step
-            bad, self._bad_scores = self._bad_scores, []
+        if self._on_any_rank(self._bad_scores):  # no target to train towards: skip the whole step
+            bad, self._bad_scores = self._bad_scores or ['candidate scores on another rank'], []
             self._account_nonfinite(bad, current_iter)
             self.log_dict = OrderedDict()
             return
@@ -319,11 +326,13 @@ class NRIQAModel(SRGANModel):
                     loss_dict[f'iqa_{name}'] = value
             if self.neg_weight:
                 term = self._negative_term(output)
-                if term is not None:
-                    loss_dict['l_g_neg'] = term
+                # always logged (0 without negatives): every DDP rank must reduce the same keys
+                loss_dict['l_g_neg'] = output.new_zeros(()) if term is None else term
             terms = {n: v for n, v in loss_dict.items() if n.startswith('l_')}
             bad += nonfinite_terms(terms)
-            if not bad:
+            if self._on_any_rank(bad):
+                bad = bad or ['a loss term on another rank']
+            else:
                 l_total = l_total + sum(terms.values())
                 self.scaler.scale(l_total).backward()
                 bad += self._nonfinite_grads(self.net_g, self.optimizer_g, 'gradients of net_g')
@@ -337,6 +346,15 @@ class NRIQAModel(SRGANModel):
         self.log_dict = self.reduce_loss_dict(loss_dict)
         if self.ema_decay > 0:
             self.model_ema(decay=self.ema_decay)
+
+    def _on_any_rank(self, bad: list[str]) -> bool:
+        """Whether any process found non-finite values: under DDP every rank must skip the same steps, or the
+        others would wait forever in the gradient all-reduce."""
+        if not (self.opt.get('dist') and torch.distributed.is_initialized()):
+            return bool(bad)
+        flag = torch.tensor([float(bool(bad))], device=self.device)
+        torch.distributed.all_reduce(flag, op=torch.distributed.ReduceOp.MAX)
+        return bool(flag.item())
 
     def _nonfinite_grads(self, net: torch.nn.Module, optimizer: torch.optim.Optimizer, name: str) -> list[str]:
         """``[name]`` (and the gradients cleared) when a gradient holds NaN/inf; fp16's scaler handles its own."""
@@ -376,8 +394,8 @@ class NRIQAModel(SRGANModel):
         loss_dict.update(l_d_real=l_real, l_d_fake=l_fake, out_d_real=real.detach().mean(),
                          out_d_fake=fake.detach().mean())
         bad = nonfinite_terms({'l_d_real': l_real, 'l_d_fake': l_fake})
-        if bad:
-            return bad
+        if self._on_any_rank(bad):
+            return bad or ['a discriminator loss on another rank']
         self.scaler.scale(l_real + l_fake).backward()
         bad = self._nonfinite_grads(self.net_d, self.optimizer_d, 'gradients of net_d')
         if not bad:
