@@ -183,6 +183,7 @@ _DEGRADATION_KEYS = ('resize_prob', 'resize_range', 'gaussian_noise_prob', 'nois
                      'gray_noise_prob', 'jpeg_range')
 DEGRADATION_KEYS = frozenset(_DEGRADATION_KEYS + tuple(f'{k}2' for k in _DEGRADATION_KEYS))
 NEG_KEYS = frozenset({'loss_weight'})
+COMPILE_KEYS = frozenset({'mode', 'backend', 'dynamic', 'fullgraph', 'scorers'})
 
 
 def _unknown(where: str, given: Any, valid: frozenset | set, problems: list[str]) -> None:
@@ -202,8 +203,8 @@ def _check_model_sections(opt: dict[str, Any], problems: list[str]) -> None:
     from nriqa_basicsr.losses.nriqa_loss import NRIQALoss
 
     train = opt.get('train') or {}
-    ours = [k for k in ('gt_selection', 'iqa_opt', 'neg_opt', 'amp', 'channels_last', 'max_consecutive_nonfinite')
-            if k in train]
+    ours = [k for k in ('gt_selection', 'iqa_opt', 'neg_opt', 'amp', 'channels_last', 'max_consecutive_nonfinite',
+                        'compile') if k in train]
     ours += [k for k in ('network_g_lora', 'degradation') if k in opt]
     if opt.get('model_type') != 'NRIQAModel':
         if ours and opt.get('model_type'):
@@ -228,6 +229,11 @@ def _check_model_sections(opt: dict[str, Any], problems: list[str]) -> None:
         problems.append(f'train.amp: must be bf16, fp16 or false, got {amp!r}.')
     if not isinstance(train.get('channels_last', False), bool):
         problems.append('train.channels_last: must be true or false.')
+    compile_opt = train.get('compile', False)
+    if isinstance(compile_opt, dict):
+        _unknown('train.compile', compile_opt, COMPILE_KEYS, problems)
+    elif not isinstance(compile_opt, bool):
+        problems.append(f'train.compile: true, false or a mapping with {sorted(COMPILE_KEYS)}, got {compile_opt!r}.')
     limit = train.get('max_consecutive_nonfinite', 5)
     if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
         problems.append(f'train.max_consecutive_nonfinite: a count >= 0 (0 never stops), got {limit!r}.')

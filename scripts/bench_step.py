@@ -53,9 +53,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def load_options(path: str, device: torch.device, tmp: str, batch: int | None, gt_size: int | None) -> dict:
+def load_options(path: str, device: torch.device, tmp: str, batch: int | None, gt_size: int | None,
+                 overrides: dict[str, Any] | None = None) -> dict:
     with open(path) as f:
         opt = yaml.load(f, Loader=ordered_yaml()[0])
+    for key, value in (overrides or {}).items():
+        if key == 'policy':
+            sel = dict(opt['train'].get('gt_selection') or {}, policy=value)
+            if value in ('sma', 'smp', 'amo_cached'):  # the synthetic batch carries (grid) scores
+                opt['datasets']['train'].setdefault('score_file', 'synthetic-scores-of-bench_step.npz')
+            opt['train']['gt_selection'] = sel
+        elif value is not None:
+            opt['train'][key] = value
     opt.update(is_train=True, dist=False, rank=0, world_size=1, auto_resume=False,
                num_gpu=1 if device.type == 'cuda' else 0)
     opt['path'] = dict(opt.get('path') or {}, experiments_root=tmp, models=tmp, training_states=tmp,
@@ -205,7 +214,10 @@ def run(args: argparse.Namespace) -> dict:
     if device.type == 'cuda':
         torch.backends.cudnn.benchmark = True
     with tempfile.TemporaryDirectory(prefix='bench_step-') as tmp:
-        opt = load_options(args.opt, device, tmp, args.batch, args.gt_size)
+        overrides = {'amp': args.amp, 'channels_last': args.channels_last or None, 'compile': args.compile,
+                     'policy': args.policy}
+        opt = load_options(args.opt, device, tmp, args.batch, args.gt_size,
+                           {k: v for k, v in overrides.items() if v is not None})
         base_opt = load_options(args.baseline_opt or args.opt, device, tmp, args.batch, args.gt_size)
         for o in (opt, base_opt):
             randomise_weights(o, device, tmp)
@@ -228,6 +240,7 @@ def run(args: argparse.Namespace) -> dict:
            f'CPU ({torch.get_num_threads()} threads)', 'options': args.opt,
            'baseline_options': args.baseline_opt or args.opt, 'batch': ds['batch_size_per_gpu'],
            'gt_size': ds['gt_size'], 'policy': (opt['train'].get('gt_selection') or {}).get('policy', 'original'),
+           'compile': bool(opt['train'].get('compile')),
            'iters': args.iters, 'torch': torch.__version__, **results,
            'ratio': results['nriqa']['step_ms'] / results['baseline']['step_ms']}
     if args.data:
@@ -276,6 +289,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--device', default='cuda' if torch.cuda.is_available() else 'cpu')
     parser.add_argument('--batch', type=int, help='override batch_size_per_gpu')
     parser.add_argument('--gt-size', type=int, help='override gt_size')
+    parser.add_argument('--amp', choices=['bf16', 'fp16'], help='override train.amp of (b)')
+    parser.add_argument('--channels-last', action='store_true', help='set train.channels_last of (b)')
+    parser.add_argument('--compile', action='store_true', default=None, help='set train.compile of (b)')
+    parser.add_argument('--policy', help='override train.gt_selection.policy of (b)')
     parser.add_argument('--iters', type=int, default=10)
     parser.add_argument('--warmup', type=int, default=3)
     parser.add_argument('--data', action='store_true', help='also time the configured training data loader')

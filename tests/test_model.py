@@ -357,3 +357,29 @@ def test_auto_resume_takes_the_newest_loadable_state(data, tmp_path, caplog):
     assert 'cannot be loaded' in caplog.text
     os.remove(models / 'net_g_2.pth')
     assert resolve()[1] is None and 'has no matching checkpoint' in caplog.text
+
+
+def test_compile_option_keeps_checkpoint_keys(data, tmp_path):
+    root, scores = data
+    opt = _model_opt(root, scores, 'amo', tmp_path, iqa=True)
+    opt['train']['compile'] = {'backend': 'eager'}  # the wiring; inductor needs a C++ toolchain
+    model = _build(opt)
+    bare = model.get_bare_model(model.net_g)
+    assert bare._compiled_call_impl is not None
+    assert all(s._compiled_call_impl is not None for s in model.amo_scorers.values())
+    model.feed_data(_batch(root, scores))
+    model.optimize_parameters(1)
+    model.save(0, 1)
+    saved = torch.load(tmp_path / 'models' / 'net_g_1.pth', weights_only=True)['params']
+    assert not [k for k in saved if '_orig_mod' in k]
+    from basicsr.archs.rrdbnet_arch import RRDBNet
+
+    stock = RRDBNet(**{k: v for k, v in NET_G.items() if k != 'type'})
+    stock.load_state_dict(saved, strict=True)
+    with torch.no_grad():
+        assert torch.allclose(stock(model.lq), bare(model.lq), atol=1e-6)
+    from nriqa_basicsr.options import OptionsError, prepare_options
+
+    opt['train']['compile'] = {'backnd': 'eager'}
+    with pytest.raises(OptionsError, match=r'train.compile.backnd: unknown option'):
+        prepare_options(opt)

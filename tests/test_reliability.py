@@ -235,7 +235,7 @@ def test_sigkill_at_any_moment_never_corrupts_and_loses_at_most_one_interval(dat
     trials = [('mid_write', 5), ('before_rename', 6), ('random', 0), ('random', 0), ('mid_write', 4), ('random', 0)]
     last_done = 0
     for mode, count in trials + [('finish', 0)]:
-        total = last_done + 2 * freq
+        total = (last_done // freq + 2) * freq  # a save interval boundary: net_g_<total>.pth is written
         cmd = [sys.executable, '-c', _HARNESS, 'random' if mode == 'finish' else mode, str(count), REPO_ROOT,
                '-opt', str(yml), '--auto_resume'] + (['--force_yml', f'train:total_iter={total}']
                                                      if mode == 'finish' else [])

@@ -95,6 +95,10 @@ class NRIQALoss(nn.Module):
         # and state dicts, and `.to()`/`.train()` on this loss must not reach them.
         return build_scorer(name, 'NR', device, **self._scorer_opts[name])
 
+    def scorers(self, device: torch.device | str | None = None) -> dict[str, Any]:
+        """The (shared, cached) scorer of each metric on ``device``."""
+        return {name: self._scorer(name, device) for name in self.weights}
+
     def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
         x = pred.clamp(0, 1) if self.clamp else pred
         total = pred.new_zeros(pred.shape[0], dtype=torch.float32)

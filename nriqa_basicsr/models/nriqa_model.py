@@ -170,6 +170,7 @@ class NRIQAModel(SRGANModel):
                             for m in (self.selection.metrics if self.selection.policy == 'amo' else {})}
 
         self._setup_precision(train_opt)
+        self._setup_compile(train_opt.get('compile', False))
         self.nonfinite_skips = self.nonfinite_streak = 0
         self.nonfinite_limit = int(train_opt.get('max_consecutive_nonfinite', 5))
         self._bad_scores: list[str] = []
@@ -195,6 +196,21 @@ class NRIQAModel(SRGANModel):
                 net.to(memory_format=torch.channels_last)
             for scorer in self.amo_scorers.values():
                 scorer.to(memory_format=torch.channels_last)
+
+    def _setup_compile(self, opt: bool | dict[str, Any]) -> None:
+        """``train.compile``: ``torch.compile`` the generator (and the scorers) in place, so checkpoints keep
+        their keys. Options: ``mode``, ``backend``, ``dynamic``, ``fullgraph``, ``scorers`` (default true)."""
+        if not opt:
+            return
+        kwargs = dict(opt) if isinstance(opt, dict) else {}
+        with_scorers = kwargs.pop('scorers', True)
+        self.get_bare_model(self.net_g).compile(**kwargs)
+        if with_scorers:
+            loss_scorers = self.cri_iqa.scorers(self.device).values() if self.cri_iqa else []
+            for scorer in [*self.amo_scorers.values(), *loss_scorers]:
+                scorer.compile(**kwargs)
+        get_root_logger().info(f'torch.compile: generator{" and scorers" if with_scorers else ""} '
+                               f'({kwargs or "default settings"}).')
 
     def _autocast(self) -> contextlib.AbstractContextManager:
         if self.amp_dtype is None:
