@@ -42,6 +42,10 @@ MULTIGT_TYPES: dict[str, Any] = {
     'score_norm': ('raw', 'zscore'), 'num_worker_per_gpu': int, 'batch_size_per_gpu': int,
     'dataset_enlarge_ratio': int, 'final_sinc_prob': _ANY_NUMBER, 'sinc_prob': _ANY_NUMBER,
 }
+METRIC_TYPES: dict[str, Any] = {
+    'metric': str, 'crop_border': int, 'input_order': ('HWC', 'CHW'), 'weights_path': str,
+    'weights_dir': (str, list), 'normalize': bool, 'score_range': list, 'check_range': bool, 'fast_path': bool,
+}
 IQA_LOSS_TYPES: dict[str, Any] = {
     'metrics': (dict, list, str), 'loss_weight': _ANY_NUMBER, 'reduction': ('none', 'mean', 'sum'),
     'normalize': bool, 'clamp': bool, 'nonfinite': ('raise', 'skip'), 'metric_opts': dict,
@@ -85,6 +89,7 @@ def _check_metric_blocks(opt: dict[str, Any], problems: list[str]) -> None:
             continue
         where = f'val.metrics.{key}'
         mode = _METRIC_MODES[block['type']]
+        _check_types(where, block, METRIC_TYPES, problems)
         if not block.get('metric'):
             problems.append(f'{where}: missing "metric" (a pyiqa metric name, e.g. metric: musiq).')
             continue

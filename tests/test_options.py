@@ -107,3 +107,12 @@ def test_types_scale_and_model_combinations_are_checked():
                      'train.iqa_opt.clamp: expected bool, got int 1']:
         assert expected in text, expected
     assert len(info.value.problems) == 10
+
+
+def test_metric_block_types_are_checked():
+    opt = {'val': {'metrics': {'niqe': {'type': 'calculate_nriqa', 'metric': 'niqe', 'crop_border': '4',
+                                        'normalize': 'yes'}}}}
+    with pytest.raises(OptionsError) as info:
+        prepare_options(opt)
+    assert "val.metrics.niqe.crop_border: expected int, got str '4'" in str(info.value)
+    assert "val.metrics.niqe.normalize: expected bool, got str 'yes'" in str(info.value)
