@@ -23,4 +23,7 @@ step -opt options/train/train_RRDB_AMO_FT.yml --baseline-opt options/train/train
 # 4. amo_cached: selection from precomputed grid scores, no in-loop scoring
 step -opt options/train/train_RRDB_AMO.yml --policy amo_cached --json "$OUT/step_amo_cached_fp32.json"
 step -opt options/train/train_RRDB_Ori.yml --json "$OUT/step_ori_fp32.json"
+# 5. evidence for bf16 + channels_last defaults: short runs, fp32 seeds 0/1 (noise) vs bf16 + channels_last
+"$PY" scripts/bench_precision.py -opt options/train/train_RRDB_UPos.yml --iters 200 --batch 12 --gt-size 128 \
+    --json "$OUT/precision.json"
 echo "results in $OUT"

@@ -214,3 +214,20 @@ def test_step_benchmark_compares_with_basicsr_on_the_same_batch(tmp_path):
     assert result['policy'] == 'amo' and result['batch'] == 1 and result['gt_size'] == 192  # NIQE: 2x2 blocks of 96
     assert result['nriqa']['candidate scoring (AMO)_ms'] > 0
     assert result['ratio'] == pytest.approx(result['nriqa']['step_ms'] / result['baseline']['step_ms'])
+
+
+def test_precision_check_runs_fp32_twice_and_low_precision_once(tmp_path):
+    import json
+
+    from scripts.bench_precision import main as bench_precision_main
+
+    out = tmp_path / 'precision.json'
+    assert bench_precision_main(['-opt', osp.join(REPO_ROOT, 'options', 'demo', 'train_demo_ori.yml'), '--device',
+                                 'cpu', '--iters', '2', '--batch', '2', '--gt-size', '64', '--groups', '4',
+                                 '--data', str(tmp_path / 'demo'), '--json', str(out)]) == 0
+    result = json.loads(out.read_text())
+    runs = result['runs']
+    assert set(runs) == {'fp32_seed0', 'fp32_seed1', 'bf16_cl_seed0'}
+    # on a CPU amp is ignored: same init, same data order, so bf16 == fp32 seed 0 exactly
+    assert runs['bf16_cl_seed0']['val_psnr_y'] == runs['fp32_seed0']['val_psnr_y']
+    assert result['within_noise'] and all(5 < r['val_psnr_y'] < 60 for r in runs.values())
