@@ -119,7 +119,7 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
     """BasicSR's ``load_resume_state`` without its CUDA requirement and CWD-relative auto-resume path, taking the
     newest *complete and loadable* state (older ones as fallbacks, with a warning)."""
     state = None
-    if opt['rank'] == 0:
+    if opt.get('rank', 0) == 0:
         remove_stale_temporaries(opt)
     if opt['auto_resume']:
         state_dir = opt['path'].get('training_states') or osp.join('experiments', opt['name'], 'training_states')
