@@ -15,7 +15,8 @@ from test_model import _cli_opt
 
 pytestmark = pytest.mark.slow
 
-# Records, per rank, the groups and crops each iteration trained on and the final generator weights.
+# Records, per rank, the groups and crops each iteration trained on and the final generator weights; on rank 1
+# the pixel loss of the second iteration is made NaN (rank 0 sees finite values).
 _HARNESS = r'''
 import json, os, sys
 import torch
@@ -30,13 +31,17 @@ feed, save = NRIQAModel.feed_data, NRIQAModel.save
 def feed_data(self, data):
     feed(self, data)
     seen.append({'keys': list(data['key']), 'crops': data['crop'].tolist(), 'selected': self.selected.tolist()})
+    if not hasattr(self, 'real_pix'):
+        self.real_pix = self.cri_pix
+    nan = self.opt['rank'] == 1 and len(seen) == 2
+    self.cri_pix = (lambda out, gt: self.real_pix(out, gt) * float('nan')) if nan else self.real_pix
 
 def save_all(self, epoch, current_iter):
     save(self, epoch, current_iter)
     if current_iter == -1:
         rank = self.opt['rank']
         torch.save(self.get_bare_model(self.net_g).state_dict(), os.path.join(out, f'net_g_rank{rank}.pth'))
-        json.dump(seen, open(os.path.join(out, f'seen_rank{rank}.json'), 'w'))
+        json.dump({'seen': seen, 'skips': self.nonfinite_skips}, open(os.path.join(out, f'seen_rank{rank}.json'), 'w'))
 
 NRIQAModel.feed_data, NRIQAModel.save = feed_data, save_all
 train_main(sys.argv.pop(1))
@@ -44,6 +49,7 @@ train_main(sys.argv.pop(1))
 
 
 def test_two_cpu_processes_train_disjoint_data_with_identical_weights(data, tmp_path, run_names):
+    """Also: a NaN on one rank makes both ranks skip that step together (no hang, replicas stay equal)."""
     root, scores = data
     name = f'pytest_ddp_{uuid.uuid4().hex[:6]}'
     run_names.append(name)
@@ -59,7 +65,9 @@ def test_two_cpu_processes_train_disjoint_data_with_identical_weights(data, tmp_
            REPO_ROOT, '-opt', str(yml), '--launcher', 'pytorch']
     out = subprocess.run(cmd, cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, (out.stdout[-2000:], out.stderr[-4000:])
-    seen = [json.load(open(tmp_path / f'seen_rank{r}.json')) for r in (0, 1)]
+    records = [json.load(open(tmp_path / f'seen_rank{r}.json')) for r in (0, 1)]
+    assert [r['skips'] for r in records] == [1, 1]  # rank 0 skipped rank 1's non-finite step too
+    seen = [r['seen'] for r in records]
     assert len(seen[0]) == len(seen[1]) == 3
     groups = sorted(os.path.splitext(f)[0] for f in os.listdir(osp.join(root, 'train', 'images', 'original')))
     for it in range(3):
