@@ -4,10 +4,11 @@ pyiqa's ``MUSIQ.forward`` rebuilds the multi-scale token positions on the CPU si
 concatenated into the patch data and sliced out again) and computes attention as explicit
 ``softmax(QKᵀ)·V`` with a masked-fill. For a batch of equally sized crops — the K candidates of AMO, the GT
 variants of ``score_gts.py``, the SR outputs of the IQA loss — the positions and the padding mask depend only
-on the crop size, so :func:`musiq_forward` computes them once per size and device, and runs attention through
+on the crop size, so :func:`musiq_forward` computes them once per size and device, runs the per-patch
+convolution stem in channels-last layout (the token flattening then needs no copy) and attention through
 ``torch.nn.functional.scaled_dot_product_attention`` (fused kernels on GPU, also under bf16 autocast). Every
 layer is pyiqa's own module; outputs match pyiqa's forward to float rounding (tests: relative difference
-≤ 1e-3 in fp32, measured ~1e-6), gradients included.
+≤ 1e-3 in fp32, measured ~1e-6; gradients equal up to the routing of tied max-pool maxima).
 """
 
 from __future__ import annotations
@@ -84,7 +85,8 @@ def musiq_forward(net: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
         opts['max_seq_len_from_original_res'])
     tokens = _patches((x - 0.5) * 2, scales, opts['patch_size'], opts['patch_stride'])
     seq_len = tokens.shape[1]
-    t = tokens.reshape(-1, 3, net.patch_size, net.patch_size)
+    # channels-last patches: the convolution stem runs in NHWC and the token flattening below needs no copy
+    t = tokens.reshape(-1, 3, net.patch_size, net.patch_size).contiguous(memory_format=torch.channels_last)
     t = net.block1(net.root_pool(net.gn_root(net.conv_root(t))))
     t = net.embedding(t.permute(0, 2, 3, 1).reshape(n, seq_len, -1))
 

@@ -166,7 +166,9 @@ class NRIQAModel(SRGANModel):
         if problems:
             raise ValueError('\n'.join(problems))
         self.sel_generator = torch.Generator().manual_seed(int(self.opt.get('manual_seed') or 0) + self.opt['rank'])
-        self.amo_scorers = {m: build_scorer(m, 'NR', self.device, **self.selection.metric_opts.get(m, {}))
+        # candidates are decoded GT crops, in [0, 1] by construction: skip the range check (two host syncs a call)
+        self.amo_scorers = {m: build_scorer(m, 'NR', self.device,
+                                            **{'check_range': False, **self.selection.metric_opts.get(m, {})})
                             for m in (self.selection.metrics if self.selection.policy == 'amo' else {})}
 
         self._setup_precision(train_opt)
