@@ -9,7 +9,7 @@ TORCH_SPEC ?= torch==2.14.1 torchvision==0.29.1
 TORCH_INDEX ?=
 STAMP := $(VENV)/.nriqa-installed
 
-.PHONY: install test lint demo clean-venv
+.PHONY: install test lint demo reproduce clean-venv
 
 install: $(STAMP)
 
@@ -31,6 +31,10 @@ test: install
 
 demo: install
 	HF_HUB_OFFLINE=1 $(PY) scripts/run_demo.py
+
+# The real-model reproduction (needs ../shared): about an hour on 2 CPU cores; REPRODUCE_ARGS=--quick for minutes.
+reproduce: install
+	HF_HUB_OFFLINE=1 $(PY) -m nriqa_basicsr.reproduce $(REPRODUCE_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check nriqa_basicsr scripts tests

@@ -26,6 +26,10 @@ setup(
     entry_points={'console_scripts': [
         'nriqa-train = nriqa_basicsr.pipeline:train_main',
         'nriqa-test = nriqa_basicsr.pipeline:test_main',
+        'nriqa-build-multigt = nriqa_basicsr.data.build_multigt:main',
+        'nriqa-reproduce = nriqa_basicsr.reproduce:main',
+        'nriqa-check = nriqa_basicsr.preflight:main',
+        'nriqa-detect-arch = nriqa_basicsr.archs.detect:main',
     ]},
     zip_safe=False,
 )

@@ -14,10 +14,13 @@ from basicsr.metrics import calculate_psnr, calculate_ssim
 from basicsr.utils.matlab_functions import imresize
 
 from nriqa_basicsr.atomic import atomic_path
+from nriqa_basicsr.best_checkpoint import TrainingRun, write_checkpoint_summary
 from nriqa_basicsr.iqa import WeightsNotFoundError, build_scorer, get_metric_info
-from nriqa_basicsr.metrics.nriqa_metric import image_to_tensor
+from nriqa_basicsr.metrics.nriqa_metric import image_to_tensor, report_metric
+from nriqa_basicsr.plotting import labelled_scatter
 
-__all__ = ['MetricSuite', 'TestPair', 'bicubic_upscale', 'list_pairs', 'load_pair', 'summarize', 'write_reports']
+__all__ = ['MetricSuite', 'TestPair', 'bicubic_upscale', 'checkpoint_series', 'list_pairs', 'load_pair', 'summarize',
+           'write_reports', 'write_run_reports']
 
 _IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
@@ -80,12 +83,13 @@ def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
 class MetricSuite:
     """PSNR/SSIM (Y channel or RGB, border = scale) plus any pyiqa metric through the scorer layer.
 
-    A metric whose weights are unavailable offline is skipped; ``skipped`` maps it to the reason.
+    A metric whose weights are unavailable offline is skipped; ``skipped`` maps it to the reason. ``niqe`` is the
+    MATLAB NIQE SR papers report (``niqe_variant='pyiqa'``: pyiqa's; see ``nriqa_metric.report_metric``).
     """
 
     def __init__(self, names: Sequence[str], scale: int, y_channel: bool = True, device: str | None = None,
-                 weights_dir: str | None = None) -> None:
-        self.scale, self.y_channel = scale, y_channel
+                 weights_dir: str | None = None, niqe_variant: str = 'matlab') -> None:
+        self.scale, self.y_channel, self.niqe_variant = scale, y_channel, niqe_variant
         self.skipped: dict[str, str] = {}
         self.better: dict[str, str] = {}
         self.scorers = {}
@@ -95,9 +99,10 @@ class MetricSuite:
                 self.names.append(name)
                 self.better[name] = 'higher'
                 continue
-            info = get_metric_info(name)
+            metric = report_metric(name, niqe_variant)  # the column keeps the name asked for
+            info = get_metric_info(metric)
             try:
-                self.scorers[name] = build_scorer(name, info.mode, device, weights_dir=weights_dir)
+                self.scorers[name] = build_scorer(metric, info.mode, device, weights_dir=weights_dir)
             except WeightsNotFoundError as exc:
                 self.skipped[name] = str(exc).splitlines()[0]
                 continue
@@ -186,7 +191,9 @@ def write_reports(out: str, rows: list[dict], summary: list[dict], suite: Metric
     _atomic_text(paths['summary_csv'], write_csv(['model', 'dataset', 'images', *metrics], summary))
     arrows = {m: '↑' if suite.better[m] == 'higher' else '↓' for m in metrics}
     lines = [f'# {title}', '', f'Scale x{suite.scale}; PSNR/SSIM on the {"Y channel" if suite.y_channel else "RGB"} '
-             f'with a {suite.scale}-pixel border crop; other metrics through pyiqa (same border).', '',
+             f'with a {suite.scale}-pixel border crop; other metrics through pyiqa (same border)'
+             + ('; NIQE: MATLAB (Y channel).' if getattr(suite, 'niqe_variant', 'matlab') == 'matlab'
+                and 'niqe' in metrics else '.'), '',
              '| model | dataset | images | ' + ' | '.join(f'{m} {arrows[m]}' for m in metrics) + ' |',
              '|---|---|---|' + '---|' * len(metrics)]
     def cell(metric: str, value: float) -> str:
@@ -204,19 +211,39 @@ def write_reports(out: str, rows: list[dict], summary: list[dict], suite: Metric
     if 'psnr' in metrics and nr:
         fig, axes = plt.subplots(1, len(nr), figsize=(5 * len(nr), 4), squeeze=False)
         for ax, metric in zip(axes[0], nr):
-            for row in summary:
-                if np.isnan(row['psnr']):
-                    continue
-                ax.scatter(row['psnr'], row[metric])
-                ax.annotate(f'{row["model"]} ({row["dataset"]})', (row['psnr'], row[metric]), fontsize=7,
-                            textcoords='offset points', xytext=(4, 4))
             ax.set_xlabel('PSNR (dB) ↑')
             ax.set_ylabel(f'{metric} {arrows[metric]}')
             ax.grid(alpha=0.3)
-        fig.tight_layout()
+        # a legend, not text at the points: labels of two nearly equal models would overlap
+        labelled_scatter(fig, axes[0], [[(f'{row["model"]} ({row["dataset"]})', row['psnr'], row[metric])
+                                         for row in summary] for metric in nr])
         with atomic_path(paths['plot']) as tmp:
             fig.savefig(tmp, dpi=120)
         plt.close(fig)
     else:
         paths.pop('plot')
     return paths
+
+
+def checkpoint_series(run: TrainingRun, summary: list[dict], metrics: Sequence[str]
+                      ) -> tuple[dict[str, list[tuple[int, dict[str, float]]]], dict[str, int]]:
+    """The rows of ``summary`` that are ``run``'s checkpoints as test set → ``[(iteration, {metric: mean})]`` in
+    iteration order, and the number of images of each test set."""
+    iteration = {run.model_name(c): c.iteration for c in run.checkpoints}
+    series: dict[str, list[tuple[int, dict[str, float]]]] = {}
+    images: dict[str, int] = {}
+    for row in summary:
+        if row['model'] in iteration:
+            series.setdefault(row['dataset'], []).append((iteration[row['model']], {m: row[m] for m in metrics}))
+            images[row['dataset']] = row['images']
+    return {d: sorted(h, key=lambda e: e[0]) for d, h in series.items()}, images
+
+
+def write_run_reports(out: str, run: TrainingRun, summary: list[dict], suite: MetricSuite) -> dict[str, str]:
+    """``benchmark.py --run``: ``run_summary.png`` (metrics over the run's iterations) and ``run_summary.md``
+    (best checkpoint per criterion) under ``out`` (:func:`~nriqa_basicsr.best_checkpoint.write_checkpoint_summary`)."""
+    series, images = checkpoint_series(run, summary, suite.names)
+    if not series:
+        raise ValueError(f'--run {run.experiment}: none of its checkpoints was benchmarked.')
+    directions = {m: 1 if suite.better[m] == 'higher' else -1 for m in suite.names}
+    return write_checkpoint_summary(out, run, series, directions, images)

@@ -2,19 +2,75 @@
 
 from __future__ import annotations
 
+import os
 import os.path as osp
+import re
+import sys
 from typing import Any
 
 import numpy as np
 import torch
-import yaml
 from basicsr.archs import build_network
-from basicsr.utils.options import ordered_yaml
 
+from nriqa_basicsr.archs.detect import AUTO_ARCH, load_network_file, network_scale, resolve_auto_network_g
 from nriqa_basicsr.archs.lora import inject_lora, load_lora_state_dict
 from nriqa_basicsr.models.nriqa_model import load_checkpoint_params, load_matching
+from nriqa_basicsr.yaml_io import load_option_file
 
-__all__ = ['adapted_generator', 'load_generator', 'upscale_image']
+__all__ = ['FTResultNotFoundError', 'adapted_generator', 'checked_scale', 'ft_result', 'load_generator',
+           'load_generator_and_arch', 'upscale_image']
+
+_REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
+_ADAPTER_FILE = re.compile(r'^net_g_lora_(\d+|latest)\.pth$')
+
+
+class FTResultNotFoundError(FileNotFoundError):
+    """An FT option file (``network_g_lora``) was given as a model, but its run left no tuned generator."""
+
+
+def _experiment_dirs(opt: dict[str, Any], spec: str) -> list[str]:
+    """Where BasicSR put the run of option file ``spec``: ``path.experiments_root``, else ``experiments/<name>``
+    under the repository root (``train.py``'s root) or the current directory."""
+    explicit = (opt.get('path') or {}).get('experiments_root')
+    if explicit:
+        return [osp.abspath(osp.expanduser(str(explicit)))]
+    name = opt.get('name')
+    if not name:
+        raise ValueError(f'{spec}: an FT option file (network_g_lora) needs "name" to find its run\'s results.')
+    dirs = [osp.join(_REPO_ROOT, 'experiments', str(name)), osp.abspath(osp.join('experiments', str(name)))]
+    return list(dict.fromkeys(dirs))
+
+
+def ft_result(opt: dict[str, Any], spec: str) -> tuple[str, str]:
+    """The tuned result of FT option file ``spec``: ``('merged', net_g_latest.pth)`` of the finished run, else
+    ``('adapters', net_g_lora_<latest iter>.pth)``; :class:`FTResultNotFoundError` saying what to pass if neither.
+
+    ``path.pretrain_network_g`` of an FT option file is the *untuned* stage-one generator, so evaluating it under
+    the FT run's name would report the base's numbers.
+    """
+    searched = _experiment_dirs(opt, spec)
+    for exp in searched:
+        models = osp.join(exp, 'models')
+        merged = osp.join(models, 'net_g_latest.pth')
+        if osp.isfile(merged):  # written once, at the end of training: adapters merged into stock keys
+            return 'merged', merged
+        adapters = [f for f in (os.listdir(models) if osp.isdir(models) else []) if _ADAPTER_FILE.match(f)]
+        if adapters:
+            def iteration(f: str) -> float:
+                it = _ADAPTER_FILE.match(f).group(1)
+                return float('inf') if it == 'latest' else int(it)
+            return 'adapters', osp.join(models, max(adapters, key=iteration))
+    base = (opt.get('path') or {}).get('pretrain_network_g')
+    raise FTResultNotFoundError(
+        f'{spec} is an FT option file (network_g_lora): its path.pretrain_network_g ({base}) is the untuned base, '
+        f'and no tuned result was found (looked for net_g_latest.pth or net_g_lora_<iter>.pth in '
+        f'{", ".join(osp.join(d, "models") for d in searched)}). Train it first, or pass the FT run\'s merged '
+        f'checkpoint as --model (experiments/<name>/models/net_g_latest.pth), or keep this option file and add '
+        f'--adapters net_g_lora_<iter>.pth; to evaluate the untuned base on purpose, pass {base} as --model.')
+
+
+def _note(message: str) -> None:
+    print(f'note: {message}', file=sys.stderr, flush=True)  # which file really gets evaluated, for the CLIs' logs
 
 
 def adapted_generator(network_g: dict[str, Any], lora_opt: dict[str, Any], base: str, base_key: str | None,
@@ -30,35 +86,76 @@ def adapted_generator(network_g: dict[str, Any], lora_opt: dict[str, Any], base:
 def load_generator(spec: str, network_g: dict[str, Any] | None = None, param_key: str | None = None,
                    device: str | torch.device = 'cpu', adapters: str | None = None) -> torch.nn.Module:
     """A generator in eval mode from a BasicSR option file (``network_g`` + ``path.pretrain_network_g``) or from a
-    checkpoint ``.pth`` plus ``network_g``. ``param_key`` defaults to ``params_ema`` (falls back to ``params``).
+    checkpoint ``.pth``. ``param_key`` defaults to ``params_ema`` (falls back to ``params``).
 
-    ``adapters`` (an FT run's ``net_g_lora_<iter>.pth``) needs an option file with ``network_g_lora``: the base
-    checkpoint is loaded, LoRA injected and the adapters (same ``param_key``) loaded on top."""
+    Without ``network_g`` (a ``.pth`` alone, or ``network_g: {type: auto}`` in the option file) the architecture
+    is detected from the weights (:mod:`nriqa_basicsr.archs.detect`). ``adapters`` (an FT run's
+    ``net_g_lora_<iter>.pth``) needs an option file with ``network_g_lora``: the base checkpoint is loaded, LoRA
+    injected and the adapters (same ``param_key``) loaded on top. An FT option file without ``adapters`` evaluates
+    its run's tuned result (:func:`ft_result`), never the untuned base."""
+    return load_generator_and_arch(spec, network_g, param_key, device, adapters)[0]
+
+
+def load_generator_and_arch(spec: str, network_g: dict[str, Any] | None = None, param_key: str | None = None,
+                            device: str | torch.device = 'cpu', adapters: str | None = None
+                            ) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """:func:`load_generator` plus the BasicSR ``network_g`` it built (given or detected), e.g. for its scale."""
     lora_opt = None
     if spec.endswith(('.yml', '.yaml')):
-        with open(spec) as f:
-            opt = yaml.load(f, Loader=ordered_yaml()[0])
-        network_g = network_g or opt.get('network_g')
+        opt = load_option_file(spec, '--model')  # safe loader: no Python tags, no duplicate keys
+        if network_g:
+            opt['network_g'] = network_g
         lora_opt = opt.get('network_g_lora')
         path = (opt.get('path') or {}).get('pretrain_network_g')
         param_key = param_key or (opt.get('path') or {}).get('param_key_g')
         if not path:
             raise ValueError(f'{spec}: path.pretrain_network_g is not set (which checkpoint to evaluate?).')
+        if not osp.isfile(path):
+            raise FileNotFoundError(f'{spec}: path.pretrain_network_g {path}: checkpoint not found.')
+        network_g = resolve_auto_network_g(opt, spec).get('network_g')
+        if not network_g:
+            raise ValueError(f'{spec}: no network_g; give the architecture, or network_g: {{type: {AUTO_ARCH}}} to '
+                             f'read it from path.pretrain_network_g.')
+        if lora_opt is not None and adapters is None:
+            kind, found = ft_result(opt, spec)
+            if kind == 'merged':  # stock architecture keys: load like any checkpoint of network_g
+                _note(f'{spec} is an FT option file: evaluating its run\'s merged result {found}.')
+                net = build_network(dict(network_g))
+                # its keys are the FT run's own (params_ema, else params), not the base's param_key_g
+                load_matching(net, load_checkpoint_params(found, 'params_ema'), found, strict=True)
+                return net.eval().to(device), dict(network_g)
+            _note(f'{spec} is an FT option file: evaluating base {path} + its run\'s adapters {found}.')
+            adapters = found
     else:
         path = spec
-    if not network_g:
-        raise ValueError(f'{spec}: the architecture is unknown; pass network_g (e.g. an option file with it).')
     if not osp.isfile(path):
         raise FileNotFoundError(f'{path}: checkpoint not found.')
+    if network_g and network_g.get('type') == AUTO_ARCH:  # --network-g '{"type": "auto", ...}' with a .pth
+        network_g = resolve_auto_network_g({'network_g': dict(network_g),
+                                            'path': {'pretrain_network_g': path, 'param_key_g': param_key}},
+                                           '--network-g')['network_g']
     if adapters is not None:
         if lora_opt is None:
             raise ValueError(f'--adapters {adapters} needs an option file with network_g_lora (the FT option file).')
         # the base of an FT run is the stage-one checkpoint named in its option file, with its own param key
         net = adapted_generator(network_g, lora_opt, path, param_key, adapters, 'params_ema')
+    elif network_g is None:  # a checkpoint alone: read its architecture from the weights
+        net, network_g = load_network_file(path, param_key)
     else:
         net = build_network(dict(network_g))
         load_matching(net, load_checkpoint_params(path, param_key or 'params_ema'), path, strict=True)
-    return net.eval().to(device)
+    return net.eval().to(device), dict(network_g)
+
+
+def checked_scale(network_g: dict[str, Any], scale: int | None, where: str = '--scale') -> int:
+    """The network's upscaling factor; ``scale`` (a user's ``--scale``) must agree with it when both are known."""
+    own = network_scale(network_g)
+    if own is not None and scale is not None and own != scale:
+        raise ValueError(f'{where} {scale} disagrees with the network ({network_g["type"]} upscales x{own}); '
+                         f'drop {where} or pick the x{scale} model.')
+    if own is None and scale is None:
+        raise ValueError(f'{network_g["type"]}: its upscaling factor is unknown; give {where}.')
+    return own if own is not None else scale
 
 
 @torch.no_grad()

@@ -11,11 +11,20 @@
 * the training loader's sampler becomes a :class:`~nriqa_basicsr.data.sampler.ResumableSampler`, so a resumed
   run continues inside the interrupted epoch with the same samples and crops (exact resume).
 
+* option files are read with the safe loader of :mod:`nriqa_basicsr.yaml_io` (no Python tags, no duplicate keys)
+  and their structure is checked before BasicSR indexes into them;
+* the experiment (train) or results (test) folder is locked (:mod:`nriqa_basicsr.run_lock`) right after parsing,
+  before the resume state is looked up and before BasicSR archives or creates any folder; a second run with the
+  same name is refused naming the first one's PID;
+* ``--auto_resume`` with training states of which none is usable stops with :class:`ResumeError` listing each
+  state and why (instead of starting from iteration 0 and archiving the old folder).
+
 The hooks replace module-level names in ``basicsr.train`` / ``basicsr.test`` only while the pipeline runs.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import logging
 import os
@@ -34,11 +43,18 @@ from basicsr.utils import check_resume, scandir
 
 from nriqa_basicsr.atomic import TMP_PREFIX
 from nriqa_basicsr.data.sampler import ResumableSampler, batches_done_in_epoch
-from nriqa_basicsr.options import prepare_options
+from nriqa_basicsr.options import OptionsError, check_option_structure, check_train_loader, prepare_options
+from nriqa_basicsr.preflight import PreflightError, check_run_files
+from nriqa_basicsr.run_lock import ExperimentLockedError, RunLock
 from nriqa_basicsr.safe_load import load_torch_file
+from nriqa_basicsr.yaml_io import OptionFileError, load_option_file, ordered_yaml
 
-__all__ = ['basicsr_hooks', 'init_dist', 'load_resume_state', 'make_resumable', 'normalize_argv',
-           'remove_stale_temporaries', 'test_main', 'train_main']
+__all__ = ['ResumeError', 'basicsr_hooks', 'init_dist', 'load_resume_state', 'make_resumable', 'normalize_argv',
+           'read_option_file', 'remove_stale_temporaries', 'test_main', 'train_main']
+
+
+class ResumeError(RuntimeError):
+    """``--auto_resume`` found training states but none of them can be resumed from."""
 
 _parse_options = basicsr_train.parse_options
 _create_loaders = basicsr_train.create_train_val_dataloader
@@ -61,9 +77,50 @@ def init_dist(launcher: str, backend: str | None = None, **kwargs: Any) -> None:
     dist.init_process_group(backend=backend or ('nccl' if torch.cuda.is_available() else 'gloo'), **kwargs)
 
 
-def _parse_and_prepare(root_path: str, is_train: bool = True) -> tuple[dict[str, Any], Any]:
-    opt, args = _parse_options(root_path, is_train=is_train)
-    return prepare_options(opt), args
+def read_option_file(path: str, is_train: bool = True) -> dict[str, Any]:
+    """The option file ``path`` read safely and checked for the structure BasicSR's parser indexes into
+    (:class:`~nriqa_basicsr.yaml_io.OptionFileError` / :class:`~nriqa_basicsr.options.OptionsError` otherwise)."""
+    opt = load_option_file(path, '-opt')
+    problems = check_option_structure(opt, is_train)
+    if problems:
+        raise OptionsError([f'{path}: {p}' for p in problems])
+    return opt
+
+
+def _opt_path_from_argv() -> str | None:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument('-opt')
+    return parser.parse_known_args()[0].opt
+
+
+class _Session:
+    """What one pipeline run holds: the folder lock (rank 0) and the resume state."""
+
+    def __init__(self) -> None:
+        self.lock: RunLock | None = None
+        self.resume_state: dict[str, Any] | None = None
+
+    def parse_and_prepare(self, root_path: str, is_train: bool = True) -> tuple[dict[str, Any], Any]:
+        path = _opt_path_from_argv()
+        if path is not None:  # without -opt BasicSR's parser prints its usage error
+            read_option_file(path, is_train)
+        opt, args = _parse_options(root_path, is_train=is_train)
+        opt = prepare_options(opt)
+        # every file the run reads, all missing ones in one error, before the lock or any folder (preflight)
+        check_run_files(opt, is_train=is_train)
+        if opt.get('rank', 0) == 0:
+            # before load_resume_state (removes temporaries) and make_exp_dirs (archives): see run_lock
+            folder = opt['path']['experiments_root'] if is_train else opt['path']['results_root']
+            self.lock = RunLock(folder, 'experiment folder' if is_train else 'results folder')
+            if self.lock.reclaimed_from:
+                print(f'Reclaimed the lock of {folder} from PID {self.lock.reclaimed_from.get("pid")}, which is no '
+                      f'longer running (crashed or killed).', flush=True)
+        return opt, args
+
+    def release(self) -> None:
+        if self.lock is not None:
+            self.lock.release()
+            self.lock = None
 
 
 def _state_device(opt: dict[str, Any]) -> torch.device:
@@ -81,23 +138,39 @@ def _network_files(opt: dict[str, Any], iteration: int) -> list[str]:
 
 
 def _newest_loadable_state(opt: dict[str, Any], state_dir: str) -> tuple[str, dict[str, Any]] | None:
-    """The newest ``<iter>.state`` that loads and whose network checkpoints exist; older ones are fallbacks."""
+    """The newest ``<iter>.state`` that loads and whose network checkpoints load; older ones are fallbacks.
+    None when there is no state at all; :class:`ResumeError` listing each state when none is usable."""
     iterations = sorted((int(osp.splitext(v)[0]) for v in scandir(state_dir, suffix='state', recursive=False)
                          if osp.splitext(v)[0].isdigit()), reverse=True)
     # Not basicsr's get_root_logger: it would initialise the logger before train_pipeline adds its log file.
     logger = logging.getLogger('basicsr')
+    failures = []
     for iteration in iterations:
         path = osp.join(state_dir, f'{iteration}.state')
         try:
             state = load_torch_file(path, _state_device(opt), 'training state')
-        except Exception as exc:  # truncated / corrupt / foreign pickle: try the previous one
+        except Exception as exc:  # truncated / garbage / foreign pickle: try the previous one
+            failures.append(f'{path}: {type(exc).__name__}: {exc}')
             logger.warning(f'Resume: {path} cannot be loaded ({type(exc).__name__}: {exc}); trying an older state.')
             continue
-        missing = [f for f in _network_files(opt, iteration) if not osp.isfile(f)]
-        if missing:
-            logger.warning(f'Resume: {path} has no matching checkpoint {missing[0]}; trying an older state.')
+        try:
+            for net_file in _network_files(opt, iteration):
+                if not osp.isfile(net_file):
+                    raise FileNotFoundError(f'no such file {net_file}')
+                # a garbage checkpoint would otherwise fail at model build, every time, blocking the resume
+                load_torch_file(net_file, 'cpu', 'checkpoint')
+        except Exception as exc:
+            failures.append(f'{path}: has no matching checkpoint ({type(exc).__name__}: {exc})')
+            logger.warning(f'Resume: {path} has no matching checkpoint ({type(exc).__name__}: {exc}); trying an '
+                           f'older state.')
             continue
         return path, state
+    if failures:
+        raise ResumeError(
+            f'--auto_resume: none of the {len(failures)} training state(s) in {state_dir} can be resumed from, so '
+            f'nothing was started or archived:\n' + '\n'.join(f'  - {f}' for f in failures) + '\nRestore a state '
+            'and its checkpoints from a backup, or, to start over from iteration 0, run without --auto_resume '
+            '(BasicSR then archives the folder) or give the run another name.')
     return None
 
 
@@ -169,11 +242,8 @@ def make_resumable(train_loader: torch.utils.data.DataLoader, train_sampler: Any
     return sampler
 
 
-class _Hooks:
-    """The replacements installed by :func:`basicsr_hooks`; they share the run's resume state."""
-
-    def __init__(self) -> None:
-        self.resume_state: dict[str, Any] | None = None
+class _Hooks(_Session):
+    """The replacements installed by :func:`basicsr_hooks`; they share the run's lock and resume state."""
 
     def load_resume_state(self, opt: dict[str, Any]) -> dict[str, Any] | None:
         self.resume_state = load_resume_state(opt)
@@ -181,6 +251,9 @@ class _Hooks:
 
     def create_train_val_dataloader(self, opt: dict[str, Any], logger: logging.Logger) -> tuple:
         train_loader, train_sampler, *rest = _create_loaders(opt, logger)
+        problems = check_train_loader(opt, train_loader, rest[-1])
+        if problems:  # BasicSR would exit 0 without a single iteration and save an untrained network
+            raise OptionsError(problems)
         return (train_loader, make_resumable(train_loader, train_sampler, opt, self.resume_state), *rest)
 
 
@@ -188,34 +261,47 @@ class _Hooks:
 def basicsr_hooks() -> Iterator[None]:
     """Install the hooks described in the module docstring for the duration of a pipeline run."""
     names = ('parse_options', 'load_resume_state', 'create_train_val_dataloader')
-    saved = [getattr(basicsr_train, n) for n in names] + [basicsr_test.parse_options, basicsr_options.init_dist]
+    saved = [getattr(basicsr_train, n) for n in names] + [basicsr_test.parse_options, basicsr_options.init_dist,
+                                                          basicsr_options.ordered_yaml]
     hooks = _Hooks()
     basicsr_options.init_dist = init_dist
-    basicsr_train.parse_options = _parse_and_prepare
+    basicsr_options.ordered_yaml = ordered_yaml  # BasicSR's parse_options reads the YAML with the safe loader
+    basicsr_train.parse_options = hooks.parse_and_prepare
     basicsr_train.load_resume_state = hooks.load_resume_state
     basicsr_train.create_train_val_dataloader = hooks.create_train_val_dataloader
-    basicsr_test.parse_options = _parse_and_prepare
+    basicsr_test.parse_options = hooks.parse_and_prepare
     try:
         yield
     finally:
+        hooks.release()
         for name, value in zip(names, saved):
             setattr(basicsr_train, name, value)
-        basicsr_test.parse_options, basicsr_options.init_dist = saved[-2:]
+        basicsr_test.parse_options, basicsr_options.init_dist, basicsr_options.ordered_yaml = saved[-3:]
 
 
 def _root(root_path: str | None) -> str:
     return osp.abspath(root_path) if root_path else os.getcwd()
 
 
+# Refusals of bad input: printed as one clear message (exit status 2) instead of a traceback.
+_USER_ERRORS = (OptionsError, OptionFileError, ExperimentLockedError, ResumeError, PreflightError)
+
+
+def _run_pipeline(pipeline: Any, root_path: str | None) -> None:
+    sys.argv = normalize_argv(sys.argv)
+    try:
+        with basicsr_hooks():
+            pipeline(_root(root_path))
+    except _USER_ERRORS as exc:
+        print(f'error: {exc}', file=sys.stderr, flush=True)
+        raise SystemExit(2) from None
+
+
 def train_main(root_path: str | None = None) -> None:
     """``python nriqa_basicsr/train.py -opt X.yml [BasicSR flags]``; outputs go under ``root_path`` (default CWD)."""
-    sys.argv = normalize_argv(sys.argv)
-    with basicsr_hooks():
-        basicsr_train.train_pipeline(_root(root_path))
+    _run_pipeline(basicsr_train.train_pipeline, root_path)
 
 
 def test_main(root_path: str | None = None) -> None:
     """``python nriqa_basicsr/test.py -opt X.yml``; results go under ``root_path`` (default CWD)."""
-    sys.argv = normalize_argv(sys.argv)
-    with basicsr_hooks():
-        basicsr_test.test_pipeline(_root(root_path))
+    _run_pipeline(basicsr_test.test_pipeline, root_path)

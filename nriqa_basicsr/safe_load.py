@@ -40,7 +40,11 @@ def load_torch_file(path: str, map_location: str | torch.device = 'cpu', what: s
         return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         reason = str(exc).strip().splitlines()
-        detail = next((line.strip() for line in reason if 'GLOBAL' in line or 'Unsupported' in line), reason[0])
+        detail = next((line.strip() for line in reason if 'GLOBAL' in line), None)
+        if detail is None:  # e.g. "Unsupported operand 179": random bytes, not pickled objects
+            unsupported = next((line.strip() for line in reason if 'Unsupported' in line), reason[0] if reason else '')
+            raise CorruptFileError(f'{what} {path}: not a PyTorch file (garbage or damaged content: {unsupported}); '
+                                   f'restore it from a backup or use an earlier checkpoint.') from exc
         raise UnsafeFileError(
             f'{what} {path}: refused, it holds pickled Python objects ({detail}). Loading it would run code '
             f'stored in the file. If you trust its origin, re-save only its tensors, e.g. '

@@ -54,6 +54,8 @@ from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.data.multigt_source import MultiGTSource  # noqa: E402
 from nriqa_basicsr.data.score_file import load_score_table  # noqa: E402
 from nriqa_basicsr.iqa import build_scorer  # noqa: E402
+from nriqa_basicsr.iqa.catalog import canonical_names  # noqa: E402
+from nriqa_basicsr.iqa.custom import add_plugin_argument  # noqa: E402
 from nriqa_basicsr.metrics.nriqa_metric import image_to_tensor  # noqa: E402
 from scripts.score_gts import score_dataset  # noqa: E402
 
@@ -175,7 +177,10 @@ def report(args: argparse.Namespace, flat: dict[str, np.ndarray], pairs: PairSet
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('mode', choices=['labels', 'pairs'])
-    parser.add_argument('--metrics', nargs='+', required=True, help='pyiqa NR metric names')
+    parser.add_argument('--metrics', nargs='+', required=True,
+                        help='NR metrics to compare side by side: pyiqa names, custom ones (cnniqa_live) or '
+                             'package.module:Class')
+    add_plugin_argument(parser)
     parser.add_argument('--out', required=True)
     parser.add_argument('--dataroot', help='labels: GT variant folders (HGGT layout)')
     parser.add_argument('--labels', help='labels: annotator folders')
@@ -192,6 +197,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--weights-dir')
     args = parser.parse_args(argv)
     try:
+        # names only a cache holds (scores computed elsewhere) are allowed with --cache
+        args.metrics = canonical_names(args.metrics, args.iqa_plugin, 'NR', keep_unknown=bool(args.cache))
         extra: dict[str, dict[str, float]] = {}
         if args.mode == 'labels':
             if not (args.dataroot and args.labels):

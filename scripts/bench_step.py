@@ -30,7 +30,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import yaml
 
 if __name__ == '__main__':
     sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
@@ -39,11 +38,11 @@ import nriqa_basicsr  # noqa: E402,F401  (compat shims + registration, before ba
 
 # isort: split
 from basicsr.models import build_model  # noqa: E402
-from basicsr.utils.options import ordered_yaml  # noqa: E402
 
 from nriqa_basicsr.data.labels import NEGATIVE, ORIGINAL, POSITIVE, SIMILAR  # noqa: E402
 from nriqa_basicsr.iqa import WeightsNotFoundError, build_scorer  # noqa: E402
 from nriqa_basicsr.options import prepare_options  # noqa: E402
+from nriqa_basicsr.yaml_io import load_option_file  # noqa: E402
 
 OUR_TRAIN_KEYS = ('gt_selection', 'iqa_opt', 'neg_opt', 'amp', 'channels_last', 'max_consecutive_nonfinite')
 
@@ -55,8 +54,7 @@ def _sync(device: torch.device) -> None:
 
 def load_options(path: str, device: torch.device, tmp: str, batch: int | None, gt_size: int | None,
                  overrides: dict[str, Any] | None = None) -> dict:
-    with open(path) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
+    opt = load_option_file(path, '-opt')  # safe loader: no Python tags, no duplicate keys
     for key, value in (overrides or {}).items():
         if key == 'policy':
             sel = dict(opt['train'].get('gt_selection') or {}, policy=value)

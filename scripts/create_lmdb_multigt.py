@@ -8,8 +8,10 @@
 Writes ``<out>/<variant>.lmdb`` per GT variant (keys = file stems, BasicSR's ``meta_info.txt``) and, with
 ``--lq``, ``<out>/lq.lmdb``. Image bytes are stored as they are on disk (PNG stays PNG). Everything is built
 in a temporary folder next to ``<out>`` and renamed into place at the end, so an interrupted run never leaves
-an LMDB that looks complete; an existing ``<out>`` is never touched unless ``--overwrite`` is given.
-Labels stay where they are (point ``dataroot_label`` at them).
+an LMDB that looks complete. ``<out>`` is marked as this tool's output; ``--overwrite`` replaces only such a
+folder (an earlier result of this tool), never one holding anything else, and ``<out>`` may never be or contain
+the source images, labels or LQ folder (``nriqa_basicsr.output_guard``). Labels stay where they are (point
+``dataroot_label`` at them).
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
 from basicsr.utils.lmdb_util import LmdbMaker  # noqa: E402
 
 from nriqa_basicsr.data.multigt_source import MultiGTSource, add_source_arguments, source_from_args  # noqa: E402
+from nriqa_basicsr.output_guard import OutputPathError, claim_output_dir, guard_output_dir, remove_own_output_dir  # noqa: E402
+
+TOOL = 'create_lmdb_multigt.py'
 
 
 def _shape(buf: bytes, source: str) -> tuple[int, int, int]:
@@ -55,12 +60,26 @@ def _pack(maker_path: str, items: list[tuple[str, str]], desc: str, progress: bo
         maker.close()
 
 
+def _check_keys(keys: list[str], what: str) -> None:
+    """BasicSR's LMDB writer and reader encode keys as ASCII and its listing is one line per key: refuse names
+    that cannot round-trip before anything is written (instead of a crash half way, or merged groups)."""
+    bad = [k for k in keys if not k.isascii() or '\n' in k or '\r' in k]
+    if bad:
+        raise ValueError(f'{what}: {len(bad)} file name(s) cannot be LMDB keys (BasicSR stores keys as ASCII, one '
+                         f'line each), e.g. {bad[0]!r}. Rename those files to ASCII names, or train from the '
+                         f'folders with io_backend: {{type: disk}}.')
+
+
 def create_lmdb(source: MultiGTSource, out: str, lq_root: str | None = None, lq_tmpl: str = '{}',
                 lq_ext: str = '.png', overwrite: bool = False, progress: bool = True) -> str:
     if source.backend != 'disk':
         raise ValueError('the source must be on disk (io_backend disk).')
-    if osp.exists(out) and not overwrite:
-        raise FileExistsError(f'{out} exists; pass --overwrite to replace it.')
+    # before any work: out must not hold the inputs, and may replace only an earlier output of this tool
+    guard_output_dir(out, TOOL, [source.root, source.label_root, lq_root], overwrite)
+    for k, variant in enumerate(source.variants):
+        _check_keys([source.stem(name, k) for name in source.groups], f'{source.root}/{variant}')
+    if lq_root:
+        _check_keys([lq_tmpl.format(name) for name in source.groups], lq_root)
     parent = osp.dirname(osp.abspath(out))
     os.makedirs(parent, exist_ok=True)
     tmp = tempfile.mkdtemp(dir=parent, prefix='.lmdb-tmp-')
@@ -76,9 +95,9 @@ def create_lmdb(source: MultiGTSource, out: str, lq_root: str | None = None, lq_
                     raise FileNotFoundError(f'{path}: LQ image of group "{name}" missing.')
                 items.append((lq_tmpl.format(name), path))
             _pack(osp.join(tmp, 'lq.lmdb'), items, 'lq.lmdb', progress)
-        if osp.exists(out):
-            shutil.rmtree(out)
+        remove_own_output_dir(out, TOOL)
         os.replace(tmp, out)
+        claim_output_dir(out, TOOL, made_now=True)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return out
@@ -98,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         source = source_from_args(args)
         out = create_lmdb(source, args.out, args.lq, args.lq_filename_tmpl, args.lq_ext, args.overwrite,
                           progress=not args.no_progress)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+    except (ValueError, FileNotFoundError, FileExistsError, OutputPathError) as exc:
         print(f'error: {exc}', file=sys.stderr)
         return 1
     print(f'wrote {out}: {len(source.groups)} groups x {len(source.variants)} variants')

@@ -5,8 +5,36 @@
 # Random weights throughout (nothing is downloaded); the paper's set-up: RRDB-23 + U-Net D + VGG19 + GAN,
 # batch 12, GT crop 256, K = 5 candidates, MUSIQ.
 set -euo pipefail
+usage() {
+    cat <<'EOF'
+Usage: OUT=DIR [PYTHON=python] [DRY_RUN=1] bash scripts/gpu_bench.sh [-h|--help]
+
+Runs every GPU benchmark of the performance work (~6-7 min on one H100/H200) and writes JSON results to
+$OUT (default results/gpu): candidate scoring (pyiqa vs fast MUSIQ, fp32/bf16, torch.compile), the stage-one
+and FT steps against BasicSR's step (fp32, bf16 + channels_last, compile), amo_cached and Ori steps, and the
+bf16 precision evidence. Random weights; nothing is downloaded (HF_HUB_OFFLINE=1, NRIQA_OFFLINE=1).
+
+Environment:
+  OUT      output folder (default results/gpu)
+  PYTHON   interpreter (default ./.venv/bin/python)
+  DRY_RUN  1: tiny sizes on the CPU, no torch.compile; checks the script end to end without a GPU
+
+Refuses to start without a CUDA device unless DRY_RUN is set.
+EOF
+}
+case "${1:-}" in
+    -h|--help) usage; exit 0 ;;
+    '') ;;
+    *) echo "gpu_bench.sh: unknown argument '$1' (settings are environment variables; see --help)" >&2; exit 2 ;;
+esac
 OUT=${OUT:-results/gpu}
 PY=${PYTHON:-.venv/bin/python}
+if [ -z "${DRY_RUN:-}" ] && ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.cuda.is_available() else 1)'; then
+    echo "gpu_bench.sh: no CUDA device visible to $PY (torch.cuda.is_available() is False): the full benchmark" \
+         "would run paper-size steps on the CPU for hours. Run it on a GPU machine, or DRY_RUN=1 to check the" \
+         "script on the CPU." >&2
+    exit 2
+fi
 mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 NRIQA_OFFLINE=1
 STEP=(--iters 20 --warmup 5) SCORE=(--batch 60 --size 256 --iters 20 --warmup 3 --compile)

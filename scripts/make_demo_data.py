@@ -13,6 +13,7 @@ Layout (the HGGT layout, see README)::
     <out>/train/lq_x4/<stem>.png              # MATLAB-bicubic x4 of the original
     <out>/val/...                             # same, from photos not used for training
     <out>/README.md
+    <out>/build.json                          # the options it was made with
 
 EGT operators (deterministic, of different strengths):
   01 unsharp masking, strong (σ 1.6, amount 1.2)     02 local contrast (CLAHE on L*, clip 2.5, 4x4 tiles)
@@ -32,11 +33,9 @@ import argparse
 import json
 import os
 import os.path as osp
-import shutil
 import sys
-import tempfile
+from collections.abc import Callable
 
-import cv2
 import numpy as np
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
@@ -44,8 +43,15 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
 
 # isort: split
-from basicsr.utils.matlab_functions import imresize  # noqa: E402
+from nriqa_basicsr.data.build_multigt import (  # noqa: E402
+    MultiGTBuildConfig,
+    atomic_output_dir,
+    build_patches,
+    lapvar,
+)
+from nriqa_basicsr.data.enhancers import DEMO_ENHANCERS, build_enhancers  # noqa: E402
 
+TOOL = 'make_demo_data.py'  # the owner named in output_guard's marker beside the output
 VARIANTS = ('original', '01', '02', '03', '04')
 ANNOTATORS = {'A': -0.1, 'B': 0.0, 'C': 0.1}
 TRAIN_PHOTOS = ('astronaut', 'coffee', 'rocket', 'hubble_deep_field', 'immunohistochemistry', 'retina', 'brick',
@@ -63,35 +69,14 @@ def load_photo(name: str) -> np.ndarray:
     return np.ascontiguousarray(img[..., :3][..., ::-1])
 
 
-def unsharp(img: np.ndarray, sigma: float, amount: float) -> np.ndarray:
-    f = img.astype(np.float32)
-    return np.clip(f + amount * (f - cv2.GaussianBlur(f, (0, 0), sigma)), 0, 255).round().astype(np.uint8)
-
-
-def local_contrast(img: np.ndarray) -> np.ndarray:
-    lab = cv2.cvtColor(img, cv2.COLOR_BGR2LAB)
-    lab[..., 0] = cv2.createCLAHE(clipLimit=2.5, tileGridSize=(4, 4)).apply(lab[..., 0])
-    return cv2.cvtColor(lab, cv2.COLOR_LAB2BGR)
-
-
 def enhance(img: np.ndarray) -> list[np.ndarray]:
-    """The four EGTs of one HR patch, in variant order 01..04."""
-    return [
-        unsharp(img, 1.6, 1.2),
-        local_contrast(img),
-        cv2.detailEnhance(img, sigma_s=10, sigma_r=0.15),
-        unsharp(cv2.fastNlMeansDenoisingColored(img, None, 5, 5, 5, 15), 1.0, 0.6),
-    ]
-
-
-def _lapvar(img: np.ndarray) -> float:
-    grey = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY).astype(np.float64)
-    return float(cv2.Laplacian(grey, cv2.CV_64F).var())
+    """The four EGTs of one HR patch, in variant order 01..04 (the package's classical enhancers)."""
+    return [e(img) for e in build_enhancers(DEMO_ENHANCERS)]
 
 
 def change_score(original: np.ndarray, egt: np.ndarray) -> float:
     """Objective change score of an EGT (see module docstring)."""
-    sharp = 0.6 * np.log((_lapvar(egt) + 1.0) / (_lapvar(original) + 1.0))
+    sharp = 0.6 * np.log((lapvar(egt) + 1.0) / (lapvar(original) + 1.0))
     clipped = float(np.mean((egt == 0) | (egt == 255)) - np.mean((original == 0) | (original == 255)))
     shift = np.abs(egt.astype(np.float64) - original.astype(np.float64)).mean() / 255.0
     return float(sharp - 6.0 * max(clipped, 0.0) - 4.0 * max(shift - 0.08, 0.0))
@@ -102,41 +87,28 @@ def annotate(score: float, bias: float, rng: np.random.Generator) -> str:
     return 'Positive' if value > 0.25 else ('Negative' if value < -0.05 else 'Similar')
 
 
-def patches(img: np.ndarray, size: int, rng: np.random.Generator) -> list[tuple[int, int, np.ndarray]]:
-    """Grid patches (stride 3/4 of the size, random offset) that pass HGGT-style texture checks."""
-    stride = size * 3 // 4
-    h, w = img.shape[:2]
-    oy, ox = (int(rng.integers(0, max(1, (d - size) % stride + 1))) for d in (h, w))
-    out = []
-    for y in range(oy, h - size + 1, stride):
-        for x in range(ox, w - size + 1, stride):
-            patch = img[y:y + size, x:x + size]
-            if patch.std() >= 20 and _lapvar(patch) >= 20:
-                out.append((y, x, patch))
-    return out
+def demo_config(count: int, size: int, scale: int, seed: int) -> MultiGTBuildConfig:
+    """The builder's settings for one demo split. The texture rule is the demo's original one (std over all
+    colour values, original patch only) so the demo data, and the README numbers made from it, stay as before.
+    ``hr_dirs`` and ``out`` are not used by ``build_patches`` (the photos come from scikit-image)."""
+    return MultiGTBuildConfig(hr_dirs=('skimage.data',), out='-', patch_size=size, step=size * 3 // 4, scale=scale,
+                              enhancers=DEMO_ENHANCERS, lq='bicubic', min_std=20, min_lapvar=20, std_of='rgb',
+                              texture_check='original', max_patches=count, seed=seed)
 
 
 def write_split(root: str, photos: tuple[str, ...], count: int, size: int, scale: int,
-                rng: np.random.Generator) -> dict[str, int]:
-    candidates = []
-    for name in photos:
-        candidates += [(name, y, x, p) for y, x, p in patches(load_photo(name), size, rng)]
-    if len(candidates) < count:
-        raise ValueError(f'only {len(candidates)} usable {size}px patches in {photos}; ask for fewer.')
-    chosen = sorted(rng.choice(len(candidates), size=count, replace=False).tolist())
+                rng: np.random.Generator, seed: int = 0) -> dict[str, int]:
+    """Patches, EGTs and LR through the multi-GT builder, then the synthetic labels (same ``rng``)."""
+    sources: list[tuple[str, Callable[[], np.ndarray]]] = [(n, (lambda n=n: load_photo(n))) for n in photos]
+    groups: list[tuple[str, list[np.ndarray]]] = []
+    summary = build_patches(root, sources, demo_config(count, size, scale, seed), rng,
+                            on_group=lambda name, imgs: groups.append((name, imgs)))
+    if summary.candidates < count:
+        raise ValueError(f'only {summary.candidates} usable {size}px patches in {photos}; ask for fewer.')
     tally = {'Positive': 0, 'Similar': 0, 'Negative': 0}
-    for d in [*(osp.join('images', v) for v in VARIANTS), *(osp.join('labels', a) for a in ANNOTATORS),
-              f'lq_x{scale}']:
-        os.makedirs(osp.join(root, d))
-    for i in chosen:
-        name, y, x, hr = candidates[i]
-        stem = f'{name}-{x}-{y}'
-        egts = enhance(hr)
-        cv2.imwrite(osp.join(root, 'images', 'original', f'{stem}.png'), hr)
-        for variant, egt in zip(VARIANTS[1:], egts):
-            cv2.imwrite(osp.join(root, 'images', variant, f'{stem}_{variant}.png'), egt)
-        lq = imresize(hr.astype(np.float64) / 255.0, 1 / scale)
-        cv2.imwrite(osp.join(root, f'lq_x{scale}', f'{stem}.png'), np.clip(lq * 255, 0, 255).round().astype(np.uint8))
+    for annotator in ANNOTATORS:
+        os.makedirs(osp.join(root, 'labels', annotator))
+    for stem, (hr, *egts) in groups:
         scores = [change_score(hr, egt) for egt in egts]
         for annotator, bias in ANNOTATORS.items():
             record = {'Picture_1': {'Name': f'{stem}.png', 'File': 'original', 'Label': None}}
@@ -165,26 +137,29 @@ Patches: {size}x{size}; train groups: {n_train}; val groups: {n_val}; annotator 
 """
 
 
+def _legacy_demo_owner(folder: str) -> str | None:
+    """A demo folder written before any marker existed is recognised by its README's first line."""
+    try:
+        with open(osp.join(folder, 'README.md'), encoding='utf-8', errors='replace') as f:
+            return TOOL if f.readline().startswith('# nriqa_basicsr demo data') else None
+    except OSError:
+        return None
+
+
 def make_demo_data(out: str, num_train: int = 40, num_val: int = 6, size: int = 256, scale: int = 4,
                    seed: int = 0, overwrite: bool = False) -> str:
-    if osp.exists(out):
-        if not overwrite:
-            raise FileExistsError(f'{out} exists; pass --overwrite to rebuild it.')
-        shutil.rmtree(out)
-    parent = osp.dirname(osp.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(dir=parent, prefix='.demo-tmp-')
-    try:
+    """Build the demo data in a temporary folder and rename it to ``out`` (complete or absent).
+
+    ``overwrite`` replaces only an earlier output of this script (``nriqa_basicsr.output_guard``)."""
+    info = {'tool': TOOL, 'num_train': num_train, 'num_val': num_val, 'size': size, 'scale': scale, 'seed': seed}
+    with atomic_output_dir(out, TOOL, overwrite, info=info, legacy_owner=_legacy_demo_owner) as tmp:
         rng = np.random.default_rng(seed)
-        tally = write_split(osp.join(tmp, 'train'), TRAIN_PHOTOS, num_train, size, scale, rng)
-        write_split(osp.join(tmp, 'val'), VAL_PHOTOS, num_val, size, scale, rng)
+        tally = write_split(osp.join(tmp, 'train'), TRAIN_PHOTOS, num_train, size, scale, rng, seed)
+        write_split(osp.join(tmp, 'val'), VAL_PHOTOS, num_val, size, scale, rng, seed)
         with open(osp.join(tmp, 'README.md'), 'w') as f:
             f.write(DATA_README.format(seed=seed, scale=scale, train=', '.join(TRAIN_PHOTOS),
                                        val=', '.join(VAL_PHOTOS), size=size, n_train=num_train, n_val=num_val,
                                        tally=tally))
-        os.replace(tmp, out)  # complete or absent: never a half-built data set
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return out
 
 
@@ -196,13 +171,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--size', type=int, default=256, help='HR patch size (multiple of --scale)')
     parser.add_argument('--scale', type=int, default=4)
     parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--overwrite', action='store_true', help='rebuild an existing output folder')
+    parser.add_argument('--overwrite', action='store_true', help="replace this script's own earlier output")
     args = parser.parse_args(argv)
     if args.size % args.scale:
         parser.error(f'--size {args.size} must be a multiple of --scale {args.scale}')
     try:
         out = make_demo_data(args.out, args.num_train, args.num_val, args.size, args.scale, args.seed, args.overwrite)
-    except (FileExistsError, ValueError) as exc:
+    except (FileExistsError, ValueError) as exc:  # BuildError and OutputPathError are ValueErrors
         print(f'error: {exc}', file=sys.stderr)
         return 1
     print(f'demo data written to {out}')

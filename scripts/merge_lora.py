@@ -7,7 +7,8 @@ BasicSR archs load with ``strict=True``.
 
 The option file gives ``network_g``, ``network_g_lora`` and the base checkpoint (``path.pretrain_network_g`` /
 ``param_key_g``). The output holds ``params`` (and ``params_ema`` when the adapter file has EMA adapters), each
-merged from the base weights and the matching adapters. Written atomically.
+merged from the base weights and the matching adapters. Written atomically. An existing ``--out`` is refused
+unless ``--overwrite`` is given, and ``--out`` may never be one of the inputs (``nriqa_basicsr.output_guard``).
 """
 
 from __future__ import annotations
@@ -17,19 +18,18 @@ import os.path as osp
 import sys
 
 import torch
-import yaml
 
 sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
 import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
 
 # isort: split
-from basicsr.utils.options import ordered_yaml  # noqa: E402
-
 from nriqa_basicsr.archs.lora import merged_state_dict  # noqa: E402
 from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.inference import adapted_generator  # noqa: E402
+from nriqa_basicsr.output_guard import guard_output_files  # noqa: E402
 from nriqa_basicsr.safe_load import load_torch_file  # noqa: E402
+from nriqa_basicsr.yaml_io import load_option_file  # noqa: E402
 
 
 def merge(opt: dict, adapters: str, base: str | None = None, base_key: str | None = None) -> dict:
@@ -49,12 +49,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--base', help='base checkpoint (default: path.pretrain_network_g of the option file)')
     parser.add_argument('--base-key', help='param key of the base (default: path.param_key_g)')
     parser.add_argument('--out', required=True)
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out')
     args = parser.parse_args(argv)
-    with open(args.opt) as f:
-        opt = yaml.load(f, Loader=ordered_yaml()[0])
-    if 'network_g_lora' not in opt:
-        parser.error(f'{args.opt} has no network_g_lora section')
     try:
+        opt = load_option_file(args.opt, '-opt')
+        if 'network_g_lora' not in opt:
+            raise ValueError(f'{args.opt} has no network_g_lora section (merge_lora needs the FT option file).')
+        base = args.base or (opt.get('path') or {}).get('pretrain_network_g')
+        guard_output_files([args.out], 'merge_lora.py', [args.opt, args.adapters, base], args.overwrite)
         merged = merge(opt, args.adapters, args.base, args.base_key)
     except (ValueError, FileNotFoundError, KeyError) as exc:
         print(f'error: {exc}', file=sys.stderr)

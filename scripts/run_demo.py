@@ -3,11 +3,15 @@
 
 1. ``scripts/make_demo_data.py`` → ``datasets/demo`` (kept if present);
 2. ``nriqa_basicsr/train.py`` with ``options/demo/train_demo_ori.yml`` (Ori baseline),
-   ``train_demo_amo.yml`` (AMO guided by NIQE) and ``train_demo_amo_ft.yml`` (LoRA FT with a NIQE loss on top
-   of AMO); earlier ``experiments/demo_*`` / ``tb_logger/demo_*`` runs are removed first;
+   ``train_demo_amo.yml`` (AMO) and ``train_demo_amo_ft.yml`` (LoRA FT with an NR-IQA loss on top of AMO);
+   earlier ``experiments/demo_*`` / ``tb_logger/demo_*`` runs are removed first. The guide is the learned
+   CNNIQA-LIVE (``cnniqa_live``) when its weights file ``CNNIQA-LIVE`` is found (``--weights-dir``, default
+   ``$NRIQA_WEIGHTS_DIR`` or ``../shared/iqa_weights``), NIQE otherwise (``--guide`` forces one); the option
+   files actually trained are written to ``<out>/options/``;
 3. evaluation of bicubic and the three models on the demo validation split: PSNR / SSIM (Y channel, border
-   4, as SR papers), NIQE (used for training) and PIQE (held out), plus the same NR metrics of the HR
-   originals; writes ``results/demo/report.md``, ``metrics.csv`` and ``perception_distortion.png``.
+   4, as SR papers), the guide metric and held-out NR metrics no run was trained on (NIQE and PIQE, minus the
+   guide), plus the same NR metrics of the HR originals; writes ``results/demo/report.md``, ``metrics.csv``
+   and ``perception_distortion.png``.
 
 About 6 minutes on 2 CPU cores.
 """
@@ -37,20 +41,79 @@ import yaml  # noqa: E402
 from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.evaluation import MetricSuite, bicubic_upscale, list_pairs, load_pair  # noqa: E402
 from nriqa_basicsr.inference import load_generator, upscale_image  # noqa: E402
+from nriqa_basicsr.iqa.custom import find_custom_weights, get_custom_metric  # noqa: E402
+from nriqa_basicsr.plotting import labelled_scatter  # noqa: E402
 
-RUNS = [('Ori', 'train_demo_ori.yml', 'demo_ori'), ('AMO (NIQE)', 'train_demo_amo.yml', 'demo_amo'),
-        ('AMO + FT (NIQE, LoRA)', 'train_demo_amo_ft.yml', 'demo_amo_ft')]
+RUNS = [('Ori', 'train_demo_ori.yml', 'demo_ori'), ('AMO ({guide})', 'train_demo_amo.yml', 'demo_amo'),
+        ('AMO + FT ({guide}, LoRA)', 'train_demo_amo_ft.yml', 'demo_amo_ft')]
 SCALE = 4
+SHARED_WEIGHTS = osp.join(ROOT, osp.pardir, 'shared', 'iqa_weights')
+# NR-IQA loss weight per point of each guide's raw score: CNNIQA's DMOS spans ~5x the NIQE range on the demo
+# data and its input gradient per point is larger too, so its weight is smaller for a similar pull.
+LOSS_WEIGHT = {'niqe': 0.02, 'cnniqa_live': 0.004}
+NR_FORMATS = {'niqe': '.3f'}  # NIQE differences of hundredths matter; other NR scores span tens of points
 
 
-def train(option_file: str, name: str) -> float:
-    for sub in ('experiments', 'tb_logger'):
-        for entry in os.listdir(osp.join(ROOT, sub)) if osp.isdir(osp.join(ROOT, sub)) else []:
-            if entry == name or entry.startswith(f'{name}_archived_'):
-                shutil.rmtree(osp.join(ROOT, sub, entry))
+def default_weights_dir() -> str | None:
+    """``$NRIQA_WEIGHTS_DIR`` if set, else ``../shared/iqa_weights`` when present."""
+    return os.environ.get('NRIQA_WEIGHTS_DIR') or (SHARED_WEIGHTS if osp.isdir(SHARED_WEIGHTS) else None)
+
+
+def choose_guide(weights_dir: str | None, forced: str | None = None) -> tuple[str, list[str]]:
+    """The demo's guide metric and its held-out NR metrics: CNNIQA-LIVE when its weights are found, else NIQE."""
+    found = find_custom_weights(get_custom_metric('cnniqa_live'), weights_dir)[0] is not None
+    guide = forced or ('cnniqa_live' if found else 'niqe')
+    if guide == 'cnniqa_live' and not found:
+        raise SystemExit(f'--guide cnniqa_live: no CNNIQA-LIVE weights file under {weights_dir or "the search path"} '
+                         f'(or its cnniqa/ folder); pass --weights-dir.')
+    return guide, [m for m in ('niqe', 'piqe') if m != guide]
+
+
+def guided_options(option_file: str, guide: str, weights_dir: str | None) -> dict:
+    """``options/demo/<option_file>`` with NIQE replaced by ``guide`` in GT selection and the NR-IQA loss."""
+    with open(osp.join(ROOT, 'options', 'demo', option_file)) as f:
+        opt = yaml.safe_load(f)
+    train_opt = opt.get('train') or {}
+    extra = {'weights_dir': weights_dir} if weights_dir else {}
+    selection = train_opt.get('gt_selection') or {}
+    if selection.get('metrics'):
+        selection['metrics'] = {guide: 1.0}
+        selection['metric_opts'] = {guide: extra} if extra else {}
+    if train_opt.get('iqa_opt'):
+        train_opt['iqa_opt'].update(metrics={guide: 1.0}, loss_weight=LOSS_WEIGHT[guide], **extra)
+    metrics = (opt.get('val') or {}).get('metrics')
+    if metrics is not None:  # the reward-hacking guard validates the guide; NIQE, if replaced, becomes a judge
+        metrics.setdefault(guide, {'type': 'calculate_nriqa', 'metric': guide, 'crop_border': 4, **extra})
+    return opt
+
+
+def write_options(out: str, guide: str, weights_dir: str | None) -> dict[str, str]:
+    """The option file each run trains with, under ``<out>/options`` (kept next to the report)."""
+    folder = osp.join(out, 'options')
+    os.makedirs(folder, exist_ok=True)
+    paths = {}
+    for _, option_file, _ in RUNS:
+        path = osp.join(folder, option_file)
+        with atomic_path(path) as tmp, open(tmp, 'w') as f:
+            f.write(f'# written by scripts/run_demo.py from options/demo/{option_file}: guide {guide}\n')
+            yaml.safe_dump(guided_options(option_file, guide, weights_dir), f, sort_keys=False)
+        paths[option_file] = path
+    return paths
+
+
+def train(option_path: str, name: str) -> float:
+    from nriqa_basicsr.run_lock import ExperimentLockedError, experiment_lock
+
+    try:  # never delete the folders of a demo run that is still training (its train.py holds this lock)
+        with experiment_lock(osp.join(ROOT, 'experiments', name)):
+            for sub in ('experiments', 'tb_logger'):
+                for entry in os.listdir(osp.join(ROOT, sub)) if osp.isdir(osp.join(ROOT, sub)) else []:
+                    if entry == name or entry.startswith(f'{name}_archived_'):
+                        shutil.rmtree(osp.join(ROOT, sub, entry))
+    except ExperimentLockedError as exc:
+        raise SystemExit(f'error: {exc}') from None
     start = time.time()
-    cmd = [sys.executable, osp.join(ROOT, 'nriqa_basicsr', 'train.py'), '-opt',
-           osp.join(ROOT, 'options', 'demo', option_file)]
+    cmd = [sys.executable, osp.join(ROOT, 'nriqa_basicsr', 'train.py'), '-opt', option_path]
     result = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     if result.returncode != 0:
         sys.stderr.write(result.stdout[-4000:] + result.stderr[-4000:])
@@ -71,36 +134,45 @@ def evaluate(upscale, pairs: list[tuple[np.ndarray, np.ndarray]], suite: MetricS
     return {k: float(np.mean([r[k] for r in rows])) for k in suite.names}
 
 
+def _fmt(metric: str, value: float) -> str:
+    return format(value, NR_FORMATS.get(metric, '.2f'))
+
+
 def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr: dict[str, float],
-                 pairs: list) -> str:
+                 pairs: list, guide: str = 'niqe', held_out: tuple[str, ...] | list[str] = ('piqe',),
+                 machine: str | None = None) -> str:
     import matplotlib
 
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
 
+    nr = [guide, *held_out]
     os.makedirs(out, exist_ok=True)
     with atomic_path(osp.join(out, 'metrics.csv')) as tmp, open(tmp, 'w', newline='') as f:
-        writer = csv.DictWriter(f, fieldnames=['model', 'psnr', 'ssim', 'niqe', 'piqe'])
+        writer = csv.DictWriter(f, fieldnames=['model', 'psnr', 'ssim', *nr])
         writer.writeheader()
         writer.writerows(rows)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for ax, metric in zip(axes, ('niqe', 'piqe')):
-        for row in rows:
-            ax.scatter(row['psnr'], row[metric], s=40)
-            ax.annotate(row['model'], (row['psnr'], row[metric]), textcoords='offset points', xytext=(5, 5),
-                        fontsize=8)
-        ax.axhline(hr_nr[metric], color='grey', linestyle='--', linewidth=1)
-        ax.text(ax.get_xlim()[0], hr_nr[metric], ' HR originals', va='bottom', fontsize=8, color='grey')
+    fig, axes = plt.subplots(1, len(nr), figsize=(5.5 * len(nr), 4.5), squeeze=False)
+    for ax, metric in zip(axes[0], nr):
         ax.set_xlabel('PSNR-Y (dB), higher = less distortion')
         ax.set_ylabel(f'{metric.upper()} (lower = better perceived quality)')
         ax.set_title(f'Perception-distortion: PSNR vs {metric.upper()}'
-                     + (' (held out)' if metric == 'piqe' else ' (guides training)'))
+                     + (' (guides training)' if metric == guide else ' (held out)'), fontsize=10)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
+    # one colour/marker per model and a legend: text next to the points overlapped for nearly equal models
+    for ax, metric in zip(axes[0], nr):  # before the points: their range includes the HR line
+        ax.axhline(hr_nr[metric], color='grey', linestyle='--', linewidth=1)
+    labelled_scatter(fig, axes[0], [[(row['model'], row['psnr'], row[metric]) for row in rows] for metric in nr])
+    for ax, metric in zip(axes[0], nr):  # after them: placed at the final left edge of the axis
+        ax.text(ax.get_xlim()[0], hr_nr[metric], ' HR originals', va='bottom', fontsize=8, color='grey')
     with atomic_path(osp.join(out, 'perception_distortion.png')) as tmp:
         fig.savefig(tmp, dpi=120)
     plt.close(fig)
 
+    guide_name = guide.upper() if guide != 'cnniqa_live' else 'CNNIQA-LIVE'
+    learned = (' CNNIQA-LIVE is a learned NR-IQA model (Kang et al. 2014, trained on LIVE DMOS; lower = better).'
+               if guide == 'cnniqa_live' else ' (CNNIQA-LIVE is used instead when its weights file is found.)')
+    header = ' | '.join(f'{m.upper()} ↓ ({"trained on" if m == guide else "held out"})' for m in nr)
     lines = ['# nriqa_basicsr demo report', '',
              'Tiny RRDB (3 blocks, 32 features, ~0.3 M parameters) trained for a few hundred iterations on CPU on '
              'the **synthetic** demo data (scikit-image photos; enhanced GTs from classical operators; labels from '
@@ -110,12 +182,15 @@ def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr:
              'run-to-run noise here.', '',
              f'Validation split: the {len(pairs)} demo val images (x4, LR = MATLAB bicubic of '
              'the HR original). PSNR/SSIM on the Y channel with a 4-pixel border crop, against the original HR. '
-             'NIQE guided the AMO selection and the FT loss; PIQE is a held-out NR metric no run optimised.', '',
-             '| model | PSNR-Y ↑ | SSIM-Y ↑ | NIQE ↓ (trained on) | PIQE ↓ (held out) |', '|---|---|---|---|---|']
+             f'{guide_name} guided the AMO selection and the FT loss;{learned} '
+             f'{", ".join(m.upper() for m in held_out)}: held-out NR metric(s) no run optimised.'
+             + (' NIQE here is the MATLAB NIQE SR papers report (Y channel); training used pyiqa\'s differentiable '
+                'NIQE, which reads a few tenths differently.' if 'niqe' in nr else ''), '',
+             f'| model | PSNR-Y ↑ | SSIM-Y ↑ | {header} |', '|---|---|---|' + '---|' * len(nr)]
     for row in rows:
-        lines.append(f'| {row["model"]} | {row["psnr"]:.2f} | {row["ssim"]:.4f} | {row["niqe"]:.3f} | '
-                     f'{row["piqe"]:.2f} |')
-    lines.append(f'| HR originals (reference) | – | – | {hr_nr["niqe"]:.3f} | {hr_nr["piqe"]:.2f} |')
+        values = ' | '.join(_fmt(m, row[m]) for m in nr)
+        lines.append(f'| {row["model"]} | {row["psnr"]:.2f} | {row["ssim"]:.4f} | {values} |')
+    lines.append(f'| HR originals (reference) | – | – | {" | ".join(_fmt(m, hr_nr[m]) for m in nr)} |')
     bicubic_psnr = next(r['psnr'] for r in rows if r['model'] == 'Bicubic')
     behind = [r['model'] for r in rows if r['model'] != 'Bicubic' and r['psnr'] < bicubic_psnr]
     if behind:
@@ -125,12 +200,17 @@ def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr:
     if durations:
         lines += ['', 'Training time (this machine, including start-up): ' + ', '.join(
             f'{k} {v:.0f} s' for k, v in durations.items()) + '.']
+    if machine:
+        lines += ['', f'Machine: {machine}. Reproducible: the same machine, thread count and seed give the same '
+                      'table; another CPU (its float kernels, BLAS, thread count) trains to different numbers '
+                      '(e.g. Ori 25.33 vs 25.84 dB PSNR), so compare models within one run of this report.']
     lines += ['',
-        'What to look for: AMO trains on whichever GT crop NIQE prefers, so relative to Ori it is expected to '
-        'trade PSNR against the original for NIQE; FT adds a NIQE term with LoRA adapters only. AMO + FT also '
-        'gets 100 more (adapter) iterations than the other runs, so part of its change is simply more training. '
-        'If NIQE improves while the held-out PIQE worsens, the model is learning what NIQE rewards rather than '
-        'better images (reward hacking) — the reason the paper keeps the fidelity terms and a frozen base.', '',
+        f'What to look for: AMO trains on whichever GT crop {guide_name} prefers, so relative to Ori it is expected '
+        f'to trade PSNR against the original for {guide_name}; FT adds a {guide_name} term with LoRA adapters only. '
+        'AMO + FT also gets 100 more (adapter) iterations than the other runs, so part of its change is simply more '
+        f'training. If {guide_name} improves while the held-out metrics worsen, the model is learning what '
+        f'{guide_name} rewards rather than better images (reward hacking) — the reason the paper keeps the fidelity '
+        'terms and a frozen base.', '',
         '![perception-distortion](perception_distortion.png)', '']
     path = osp.join(out, 'report.md')
     with atomic_path(path) as tmp, open(tmp, 'w') as f:
@@ -138,35 +218,58 @@ def write_report(out: str, rows: list[dict], durations: dict[str, float], hr_nr:
     return path
 
 
+def machine_summary() -> str:
+    """CPU model, cores, torch threads and versions: what the demo's numbers depend on besides the seed."""
+    import platform
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open('/proc/cpuinfo') as f:
+            cpu = next((line.split(':', 1)[1].strip() for line in f if line.startswith('model name')), cpu)
+    except OSError:
+        pass
+    return (f'{cpu}, {os.cpu_count()} cores, torch {torch.__version__} with {torch.get_num_threads()} threads, '
+            f'{platform.system()} {platform.machine()}, Python {platform.python_version()}')
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument('--data', default=osp.join(ROOT, 'datasets', 'demo'))
     parser.add_argument('--out', default=osp.join(ROOT, 'results', 'demo'))
     parser.add_argument('--skip-training', action='store_true', help='only evaluate existing demo runs')
+    parser.add_argument('--weights-dir', default=default_weights_dir(),
+                        help='where CNNIQA-LIVE (and other IQA weights) are looked for (default: %(default)s)')
+    parser.add_argument('--guide', choices=['cnniqa_live', 'niqe'],
+                        help='force the guide metric (default: cnniqa_live when its weights are found, else niqe)')
     args = parser.parse_args(argv)
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     start = time.time()
+    guide, held_out = choose_guide(args.weights_dir, args.guide)
+    print(f'guide: {guide}; held-out NR metrics: {", ".join(held_out)}', flush=True)
     if not osp.isdir(args.data):
         from scripts.make_demo_data import make_demo_data
 
         make_demo_data(args.data)
         print(f'demo data written to {args.data}')
+    option_paths = write_options(args.out, guide, args.weights_dir)
+    runs = [(label.format(guide=guide), option_file, name) for label, option_file, name in RUNS]
     durations = {}
     if not args.skip_training:
-        for label, option_file, name in RUNS:
-            print(f'training {label} ({option_file}) ...', flush=True)
-            durations[label] = train(option_file, name)
+        for label, option_file, name in runs:
+            print(f'training {label} ({option_paths[option_file]}) ...', flush=True)
+            durations[label] = train(option_paths[option_file], name)
     val = osp.join(args.data, 'val')
     pairs = [load_pair(p, SCALE) for p in list_pairs(osp.join(val, 'images', 'original'), osp.join(val, 'lq_x4'))]
     print('evaluating ...', flush=True)
-    suite = MetricSuite(['psnr', 'ssim', 'niqe', 'piqe'], SCALE, device='cpu')
+    nr = [guide, *held_out]
+    suite = MetricSuite(['psnr', 'ssim', *nr], SCALE, device='cpu', weights_dir=args.weights_dir)
     rows = [dict(model='Bicubic', **evaluate(lambda lr: bicubic_upscale(lr, SCALE), pairs, suite))]
-    for label, option_file, name in RUNS:
+    for label, option_file, name in runs:
         net = trained_generator(option_file, name)
         rows.append(dict(model=label, **evaluate(lambda lr, net=net: upscale_image(net, lr, SCALE), pairs, suite)))
-    nr_only = MetricSuite(['niqe', 'piqe'], SCALE, device='cpu')
-    hr_nr = {m: float(np.mean([nr_only(hr, None)[m] for hr, _ in pairs])) for m in ('niqe', 'piqe')}
-    path = write_report(args.out, rows, durations, hr_nr, pairs)
+    nr_only = MetricSuite(nr, SCALE, device='cpu', weights_dir=args.weights_dir)
+    hr_nr = {m: float(np.mean([nr_only(hr, None)[m] for hr, _ in pairs])) for m in nr}
+    path = write_report(args.out, rows, durations, hr_nr, pairs, guide, held_out, machine_summary())
     print(open(path).read().split('\n\n![')[0])
     plot = osp.join(args.out, 'perception_distortion.png')
     print(f'\nReport: {path} (plot: {plot}); total {time.time() - start:.0f} s')

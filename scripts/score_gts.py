@@ -31,8 +31,18 @@ sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
 
 import nriqa_basicsr  # noqa: E402,F401  (compat shims before basicsr)
 from nriqa_basicsr.data.multigt_source import MultiGTSource, add_source_arguments, source_from_args  # noqa: E402
-from nriqa_basicsr.data.score_file import FORMAT, ScoreTable, dataset_fingerprint, grid_positions, save_score_table  # noqa: E402
+from nriqa_basicsr.data.score_file import (  # noqa: E402
+    FORMAT,
+    ScoreTable,
+    dataset_fingerprint,
+    grid_positions,
+    save_score_table,
+    source_content_fingerprint,
+)
 from nriqa_basicsr.iqa import IQAScorer, build_scorer  # noqa: E402
+from nriqa_basicsr.iqa.catalog import canonical_names  # noqa: E402
+from nriqa_basicsr.iqa.custom import add_plugin_argument  # noqa: E402
+from nriqa_basicsr.output_guard import guard_output_files  # noqa: E402
 
 
 class ResumeError(RuntimeError):
@@ -50,7 +60,9 @@ def file_sha256(path: str) -> str:
 def metric_record(scorer: IQAScorer) -> dict[str, Any]:
     import pyiqa
 
-    return {'pyiqa_version': pyiqa.__version__, 'lower_better': scorer.lower_better,
+    custom = {'custom_model': type(scorer.net).__module__ + ':' + type(scorer.net).__qualname__} \
+        if scorer.info.custom else {}
+    return {'pyiqa_version': pyiqa.__version__, 'lower_better': scorer.lower_better, **custom,
             'stored_as': 'quality (higher is better; lower-better metrics negated)',
             'options': {k: str(v) for k, v in scorer.metric_opts.items()},
             'weight_files': {osp.basename(p): file_sha256(p) for p in scorer.weight_files}}
@@ -84,8 +96,15 @@ def read_partial(path: str, header: dict[str, Any]) -> dict[str, dict[str, Any]]
         lines = f.read().splitlines()
     if not lines:
         return done
-    old = json.loads(lines[0])
-    keys = ('metrics', 'variants', 'fingerprint', 'grid')
+    try:
+        old = json.loads(lines[0])
+    except json.JSONDecodeError:
+        if len(lines) == 1:  # killed while writing the header: nothing was scored yet, start the log again
+            os.remove(path)
+            return done
+        raise ResumeError(f'{path}: its first line (the run header) is damaged, so the scored groups cannot be '
+                          f'trusted; delete the file to start over.') from None
+    keys = ('metrics', 'variants', 'fingerprint', 'content', 'grid')
     if {k: old.get(k) for k in keys} != {k: header.get(k) for k in keys}:
         raise ResumeError(f'{path}: left by a run with different metrics, variants, dataset or grid; delete it '
                           f'to start over, or rerun with the options of that run.')
@@ -106,6 +125,7 @@ def score_dataset(source: MultiGTSource, scorers: dict[str, IQAScorer], out: str
         'format': FORMAT, 'metrics': {m: metric_record(s) for m, s in scorers.items()},
         'variants': source.variants, 'layout': source.layout, 'dataset_root': osp.abspath(source.root),
         'io_backend': source.backend, 'fingerprint': dataset_fingerprint(source.groups, source.variants),
+        'content': source_content_fingerprint(source),  # other images with the same names are refused on load
         'grid': {'stride': grid[0], 'crop': grid[1]} if grid else None,
     }
     partial = out + '.partial.jsonl'
@@ -156,7 +176,9 @@ def score_dataset(source: MultiGTSource, scorers: dict[str, IQAScorer], out: str
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_source_arguments(parser)
-    parser.add_argument('--metrics', nargs='+', required=True, help='pyiqa NR metric names')
+    parser.add_argument('--metrics', nargs='+', required=True,
+                        help='NR metric names: pyiqa, custom (cnniqa_live) or package.module:Class')
+    add_plugin_argument(parser)
     parser.add_argument('--out', required=True, help='score file to write (.npz)')
     parser.add_argument('--batch-size', type=int, default=16, help='images per forward pass')
     parser.add_argument('--device', default=None, help='cuda / cpu (default: cuda when available)')
@@ -165,14 +187,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument('--crop', type=int, metavar='SIZE', help='grid crop size (the training gt_size)')
     parser.add_argument('--weights-dir', help='extra directory searched first for metric weight files')
     parser.add_argument('--no-progress', action='store_true')
+    parser.add_argument('--overwrite', action='store_true', help='replace an existing --out score file')
     args = parser.parse_args(argv)
     if (args.grid is None) != (args.crop is None):
         parser.error('--grid STRIDE and --crop SIZE go together')
     if not args.out.endswith('.npz'):
         parser.error('--out must end with .npz')
     try:
+        # before scoring: an existing score file is replaced only when asked (the partial log still resumes)
+        guard_output_files([args.out], 'score_gts.py', [args.dataroot], args.overwrite)
         source = source_from_args(args)
-        scorers = {m: build_scorer(m, 'NR', args.device, weights_dir=args.weights_dir) for m in args.metrics}
+        metrics = canonical_names(args.metrics, args.iqa_plugin, 'NR')
+        scorers = {m: build_scorer(m, 'NR', args.device, weights_dir=args.weights_dir) for m in metrics}
         grid = (args.grid, args.crop) if args.grid else None
         table = score_dataset(source, scorers, args.out, args.batch_size, grid, args.workers,
                               progress=not args.no_progress)

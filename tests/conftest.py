@@ -102,3 +102,30 @@ def run_names():
         for entry in os.listdir(folder) if osp.isdir(folder) else []:
             if any(entry.startswith(n) for n in names):
                 shutil.rmtree(osp.join(folder, entry), ignore_errors=True)
+
+
+@pytest.fixture
+def basicsr_log():
+    """What BasicSR's root logger ('basicsr') writes during the test, whatever handlers an earlier test left:
+    its StreamHandler is bound to the stderr of the test that first created it and it does not propagate, so
+    capfd/caplog see it only in some orders."""
+    import io
+    import logging
+
+    class Log:
+        def __init__(self) -> None:
+            self.stream = io.StringIO()
+
+        @property
+        def text(self) -> str:
+            return self.stream.getvalue()
+
+    log = Log()
+    handler = logging.StreamHandler(log.stream)
+    logger = logging.getLogger('basicsr')
+    level = logger.level
+    logger.addHandler(handler)
+    logger.setLevel(min(level or logging.INFO, logging.INFO))
+    yield log
+    logger.removeHandler(handler)
+    logger.setLevel(level)

@@ -30,10 +30,11 @@ def test_image_to_tensor_converts_basicsr_layout():
 
 
 def test_calculate_nriqa_through_basicsr_registry(bgr_pair):
-    sr, gt = bgr_pair
+    sr, gt = (np.concatenate([img, img[::-1]]) for img in bgr_pair)  # 288x144: two NIQE blocks after the crop
     value = calculate_metric({'img': sr, 'img2': gt},
                              {'type': 'calculate_nriqa', 'metric': 'niqe', 'crop_border': 4, 'better': 'lower'})
-    expected = build_scorer('niqe', device=None).raw(image_to_tensor(sr, crop_border=4))
+    # metric: niqe in validation is the MATLAB NIQE (custom metric niqe_matlab_y), see tests/test_niqe_matlab.py
+    expected = build_scorer('niqe_matlab_y', device=None).raw(image_to_tensor(sr, crop_border=4))
     assert isinstance(value, float) and value == pytest.approx(float(expected), rel=1e-6)
 
 
@@ -90,3 +91,91 @@ def test_brisque_conversion_refuses_foreign_model(tmp_path):
     model.write_text('svm_type c_svc\nkernel_type rbf\ngamma 0.05\nrho 1\nSV\n1 1:0.5\n')
     assert convert(['brisque', str(model), '--out', str(tmp_path / 'out')]) == 1
     assert not (tmp_path / 'out' / 'brisque_svm_weights.pth').exists()
+
+
+def _set5(shared_dir, name):
+    import cv2
+
+    return cv2.imread(osp.join(shared_dir, 'benchmarks', 'Set5', 'HR', f'{name}.png'))
+
+
+def test_brisque_scores_set5_straight_from_the_release_folder(shared_dir):
+    """No conversion step: the weights dir holds brisque/allmodel (+ allrange), as ../shared/iqa_weights does."""
+    import cv2
+
+    from nriqa_basicsr.iqa import clear_scorer_cache
+    from nriqa_basicsr.metrics.nriqa_metric import calculate_nriqa
+
+    clear_scorer_cache()
+    weights = osp.join(shared_dir, 'iqa_weights')
+    scorer = build_scorer('brisque', device='cpu', weights_dir=weights)
+    assert 'derived' in scorer.weight_files[0] and scorer.weight_files[0].endswith('brisque_svm_weights.pth')
+    # sanity values of ../shared/iqa_weights/README.md (LIVE allmodel; its re-implementation uses MATLAB
+    # rgb2gray, pyiqa the YIQ luma, hence the tolerance, as in the conversion test above)
+    for name, expected, blurred in [('baby', 6.5, 60), ('butterfly', 10.1, 47)]:
+        img = _set5(shared_dir, name)
+        score = calculate_nriqa(img, metric='brisque', weights_dir=weights)
+        blur = calculate_nriqa(cv2.GaussianBlur(img, (0, 0), 2), metric='brisque', weights_dir=weights)
+        assert abs(score - expected) < 3.5 and abs(blur - blurred) < 3.5, (name, score, blur)
+
+
+def test_release_files_are_found_flat_or_in_their_subfolder_and_checked(tmp_path):
+    import scipy.io
+
+    from nriqa_basicsr.iqa.releases import ReleaseFormatError
+    from nriqa_basicsr.iqa.weights import WeightsNotFoundError, resolve_weight_file
+
+    cell = np.empty((1, 4), dtype=object)
+    for k, shape in enumerate([(1, 430), (430, 430), (468, 1), (468, 430)]):
+        cell[0, k] = np.zeros(shape)
+    (tmp_path / 'ilniqe').mkdir()
+    scipy.io.savemat(tmp_path / 'ilniqe' / 'templateModel.mat', {'templateModel': cell})
+    found = resolve_weight_file('ILNIQE_templateModel.mat', 'ilniqe', [str(tmp_path)])
+    assert found == str(tmp_path / 'ilniqe' / 'templateModel.mat')  # loaded in place: same format as pyiqa's
+    flat = tmp_path / 'flat'
+    flat.mkdir()
+    scipy.io.savemat(flat / 'templateModel.mat', {'templateModel': cell[:, :3]})
+    with pytest.raises(ReleaseFormatError, match='not the IL-NIQE templateModel'):
+        resolve_weight_file('ILNIQE_templateModel.mat', 'ilniqe', [str(flat)])
+    # BRISQUE: the libsvm text model is converted once into the cache and loads without unpickling objects
+    rng = np.random.default_rng(0)
+    lines = ['svm_type epsilon_svr', 'kernel_type rbf', 'gamma 0.05', 'nr_class 2', 'total_sv 3', 'rho -153.591',
+             'SV'] + [f'{c:.3f} ' + ' '.join(f'{i + 1}:{v:.4f}' for i, v in enumerate(rng.random(36)))
+                      for c in (1.5, -2.0, 0.5)]
+    (flat / 'brisque').mkdir()
+    (flat / 'brisque' / 'allmodel').write_text('\r\n'.join(lines) + '\r\n')  # CRLF, as the LIVE release
+    path = resolve_weight_file('brisque_svm_weights.pth', 'brisque', [str(flat)])
+    sv_coef, sv = torch.load(path, weights_only=True)
+    assert sv_coef.tolist() == [1.5, -2.0, 0.5] and sv.shape == (3, 36)
+    assert resolve_weight_file('brisque_svm_weights.pth', 'brisque', [str(flat)]) == path  # cached
+    with pytest.raises(WeightsNotFoundError, match='allmodel'):
+        resolve_weight_file('brisque_svm_weights.pth', 'brisque', [str(tmp_path / 'ilniqe')])
+
+
+@pytest.mark.slow
+def test_ilniqe_scores_set5_from_the_release_file(shared_dir):
+    """IL-NIQE (templateModel.mat, pyiqa's ILNIQE_templateModel.mat) from the weights dir, no renaming; the
+    README has no reference value for it, so check that blur is judged worse (about 20 s of CPU per image)."""
+    import cv2
+
+    from nriqa_basicsr.metrics.nriqa_metric import calculate_nriqa
+
+    weights = osp.join(shared_dir, 'iqa_weights')
+    img = _set5(shared_dir, 'baby')
+    score = calculate_nriqa(img, metric='ilniqe', weights_dir=weights)
+    blur = calculate_nriqa(cv2.GaussianBlur(img, (0, 0), 2), metric='ilniqe', weights_dir=weights)
+    assert np.isfinite(score) and 15 < score < 40 and blur > score + 30, (score, blur)
+
+
+def test_start_up_file_check_accepts_the_brisque_release(tmp_path):
+    """nriqa-check / train.py's preflight must not call BRISQUE missing when only allmodel is there."""
+    from nriqa_basicsr.preflight import collect_requirements
+
+    opt = {'val': {'metrics': {'brisque': {'type': 'calculate_nriqa', 'metric': 'brisque',
+                                           'weights_dir': str(tmp_path)}}}}
+    missing = [r.path for r in collect_requirements(opt, cwd=str(tmp_path), is_train=False, offline=True).missing]
+    assert 'brisque_svm_weights.pth' in missing
+    (tmp_path / 'brisque').mkdir()
+    (tmp_path / 'brisque' / 'allmodel').write_text('svm_type epsilon_svr\n')
+    missing = [r.path for r in collect_requirements(opt, cwd=str(tmp_path), is_train=False, offline=True).missing]
+    assert 'brisque_svm_weights.pth' not in missing

@@ -325,7 +325,7 @@ def test_negative_loss_term_in_training(data, tmp_path):
     assert model.get_current_log()['l_g_neg'] <= 0
 
 
-def test_auto_resume_takes_the_newest_loadable_state(data, tmp_path, caplog):
+def test_auto_resume_takes_the_newest_loadable_state(data, tmp_path, basicsr_log):
     from nriqa_basicsr.pipeline import load_resume_state
 
     root, scores = data
@@ -354,9 +354,13 @@ def test_auto_resume_takes_the_newest_loadable_state(data, tmp_path, caplog):
     (states / '4.state').write_bytes((states / '4.state').read_bytes()[:100])  # killed mid-write (pre-atomic)
     resolved, state = resolve()
     assert state['iter'] == 2 and resolved['path']['resume_state'].endswith('2.state')
-    assert 'cannot be loaded' in caplog.text
+    assert 'cannot be loaded' in basicsr_log.text
     os.remove(models / 'net_g_2.pth')
-    assert resolve()[1] is None and 'has no matching checkpoint' in caplog.text
+    from nriqa_basicsr.pipeline import ResumeError
+
+    with pytest.raises(ResumeError, match='none of the 2 training state'):  # no usable state: stop, not restart
+        resolve()
+    assert 'has no matching checkpoint' in basicsr_log.text
 
 
 def test_compile_option_keeps_checkpoint_keys(data, tmp_path):

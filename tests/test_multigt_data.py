@@ -19,6 +19,7 @@ from nriqa_basicsr.data.labels import POSITIVE, LabelError, effective_labels
 from nriqa_basicsr.data.multigt_dataset import MultiGTDataset
 from nriqa_basicsr.data.multigt_source import MultiGTLayoutError, MultiGTSource
 from nriqa_basicsr.data.score_file import ScoreFileError, ScoreTable, load_score_table, save_score_table
+from nriqa_basicsr.output_guard import owner_of
 from scripts.create_lmdb_multigt import create_lmdb
 from scripts.make_demo_data import make_demo_data
 from scripts.score_gts import ResumeError, score_dataset
@@ -75,6 +76,16 @@ def test_demo_data_is_deterministic_and_labelled_synthetic(demo, tmp_path):
         assert len(os.listdir(osp.join(demo, split, 'lq_x4'))) == n
     with pytest.raises(FileExistsError):
         make_demo_data(demo, num_train=6, num_val=2, size=128, seed=3)
+    # --overwrite replaces the script's own output only (output_guard's marker beside it names the script)
+    assert owner_of(again) == 'make_demo_data.py'
+    make_demo_data(again, num_train=6, num_val=2, size=128, seed=3, overwrite=True)
+    assert _tree_hash(again) == _tree_hash(demo)
+    foreign = tmp_path / 'foreign'
+    foreign.mkdir()
+    (foreign / 'keep.txt').write_text('not demo data')
+    with pytest.raises(ValueError, match='was not made by make_demo_data.py'):
+        make_demo_data(str(foreign), num_train=6, num_val=2, size=128, seed=3, overwrite=True)
+    assert os.listdir(foreign) == ['keep.txt']
 
 
 def test_sample_layout_and_shared_crop(demo):
@@ -408,6 +419,24 @@ def test_realesrgan_mode_gives_kernels_and_degradation_runs(demo):
     assert lq.shape == (3, 3, 16, 16) and not lq.requires_grad
     assert lq.min() >= 0 and lq.max() <= 1 and torch.allclose(lq * 255, (lq * 255).round(), atol=1e-4)
 
+
+
+def test_realesrgan_x4plus_degradation_of_small_crops():
+    """Real-ESRGAN's own settings down-scale to 0.15 and then 0.3/4 of the size before a 21-tap blur: a 128 px
+    (or smaller) GT crop used to fail there; it is now reflected out, degraded and cut back to its LR size."""
+    from nriqa_basicsr.data.degradation import REALESRGAN_X4PLUS, KernelSampler, degrade_realesrgan
+
+    sampler = KernelSampler(REALESRGAN_X4PLUS)
+    for seed in range(12):
+        k = sampler.sample(np.random.default_rng(seed))
+        for size in (32, 128):
+            gt = torch.rand(2, 3, size, size, generator=torch.Generator().manual_seed(seed))
+            torch.manual_seed(seed)
+            lq = degrade_realesrgan(gt, k['kernel1'][None].repeat(2, 1, 1), k['sinc_kernel'][None].repeat(2, 1, 1),
+                                    REALESRGAN_X4PLUS, 4, kernel2=k['kernel2'][None].repeat(2, 1, 1),
+                                    generator=torch.Generator().manual_seed(seed))
+            assert lq.shape == (2, 3, size // 4, size // 4)
+            assert lq.min() >= 0 and lq.max() <= 1
 
 FRAGMENTS = sorted(glob.glob(osp.join(REPO_ROOT, 'options', 'train', 'gt_selection', '*.yml')))
 

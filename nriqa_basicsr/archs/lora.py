@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ['DEFAULT_TARGETS', 'LORA_KEYS', 'inject_lora', 'load_lora_state_dict', 'lora_state_dict',
+__all__ = ['DEFAULT_TARGETS', 'LORA_KEYS', 'SUPPORTED_LAYERS', 'inject_lora', 'load_lora_state_dict', 'lora_state_dict',
            'merged_state_dict', 'parameter_counts', 'validate_lora_options']
 
 # RRDB: every 3x3 conv of the residual dense blocks, the trunk conv and the upsampling convs; SwinIR: attention
@@ -25,6 +25,7 @@ DEFAULT_TARGETS = {
     'SwinIR': r'^layers\.\d+\.residual_group\.blocks\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)$',
 }
 LORA_KEYS = {'rank': int, 'alpha': (int, float), 'dropout': (int, float), 'target_modules': (str, list)}
+SUPPORTED_LAYERS = (nn.Conv2d, nn.Linear)  # the layer types adapters are made, merged and tested for here
 
 
 def validate_lora_options(opt: Any, arch: str | None) -> list[str]:
@@ -56,12 +57,40 @@ def inject_lora(net: nn.Module, opt: dict[str, Any], arch: str | None = None) ->
     rank = int(opt.get('rank', 8))
     config = LoraConfig(r=rank, lora_alpha=float(opt.get('alpha', rank)), lora_dropout=float(opt.get('dropout', 0)),
                         target_modules=opt.get('target_modules') or DEFAULT_TARGETS[arch], bias='none')
+    targets = opt.get('target_modules') or DEFAULT_TARGETS[arch]
+    _check_targets(net, config, targets, arch)
     try:
         inject_adapter_in_model(config, net)
-    except ValueError as exc:  # peft: "Target modules ... not found in the base model"
-        raise ValueError(f'network_g_lora.target_modules {config.target_modules!r} matches no layer of {arch}: '
-                         f'{exc}') from exc
+    except ValueError as exc:  # peft's own refusals that _check_targets does not foresee
+        raise ValueError(f'network_g_lora.target_modules {targets!r} on {arch}: {exc}') from exc
     return net
+
+
+def _check_targets(net: nn.Module, config: Any, targets: str | list[str], arch: str | None) -> None:
+    """Refuse ``targets`` that match no layer, or a module LoRA does not support here, naming what matched.
+
+    peft would wrap more types (Conv1d, Conv3d, Embedding, ...), but the adapters of the SR generators, their
+    export (:func:`merged_state_dict`) and the tests cover ``nn.Conv2d`` and ``nn.Linear``; anything else (a
+    ``PixelShuffle``, an activation, a container such as an RRDB block) is a regex that reaches too far."""
+    from peft.tuners.tuners_utils import check_target_module_exists  # peft's own matching rule
+
+    def names(found: list[str]) -> str:
+        return ', '.join(found[:4]) + (f' and {len(found) - 4} more' if len(found) > 4 else '')
+
+    matched = [(name, m) for name, m in net.named_modules() if name and check_target_module_exists(config, name)]
+    layers = [name for name, m in net.named_modules() if isinstance(m, SUPPORTED_LAYERS)]
+    what = f'network_g_lora.target_modules {targets!r}'
+    if not matched:
+        raise ValueError(f'{what} matches no module of {arch}. A regex must match whole module names, a list '
+                         f'entry a name or its last parts; layers LoRA can adapt here: {names(layers) or "none"}.')
+    bad = [f'{name} ({type(m).__name__})' for name, m in matched if not isinstance(m, SUPPORTED_LAYERS)]
+    if bad:
+        good = [name for name, m in matched if isinstance(m, SUPPORTED_LAYERS)]
+        hint = (f'it also matches {len(good)} supported layer(s) ({names(good)}): narrow it to those (a regex '
+                f'ending in their names, e.g. ...conv\\d$, or a list of just those names)' if good else
+                f'point it at such layers instead, e.g. {names(layers) or "none"}')
+        raise ValueError(f'{what} matches {len(bad)} module(s) of {arch} of a type LoRA does not support here: '
+                         f'{names(bad)}. Supported layer types: nn.Conv2d, nn.Linear; {hint}.')
 
 
 def _lora_layers(net: nn.Module) -> list[tuple[str, nn.Module]]:

@@ -4,14 +4,17 @@ The CPU part lives in the dataset: :class:`KernelSampler` draws the blur kernels
 kernel functions (option names as BasicSR's ``RealESRGANDataset``). The tensor part,
 :func:`degrade_realesrgan`, applies blur → resize → noise → JPEG (one or two stages) → final sinc/resize to a
 batch on any device, reusing basicsr's ``filter2D``, noise functions and ``DiffJPEG``; the model calls it on
-the GPU (as BasicSR's ``RealESRGANModel`` does).
+the GPU (as BasicSR's ``RealESRGANModel`` does). :func:`degrade_image` runs both on one image, deterministically
+from a seed (for LR files written once, e.g. by ``nriqa_basicsr.data.build_multigt``), with Real-ESRGAN
+x4plus's second-order settings (:data:`REALESRGAN_X4PLUS`) unless told otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
-from collections.abc import Iterator
+import random
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,7 +29,7 @@ from basicsr.utils import DiffJPEG
 from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
 
-__all__ = ['KernelSampler', 'degrade_realesrgan']
+__all__ = ['REALESRGAN_X4PLUS', 'KernelSampler', 'degrade_image', 'degrade_realesrgan']
 
 _KERNEL_DEFAULTS = {
     'blur_kernel_size': 21, 'kernel_range': [7, 21],
@@ -35,16 +38,32 @@ _KERNEL_DEFAULTS = {
     'betag_range': [0.5, 4], 'betap_range': [1, 2], 'final_sinc_prob': 0.8,
 }
 
+#: Real-ESRGAN x4plus's degradation (``options/train_realesrgan_x4plus.yml`` of xinntao/Real-ESRGAN): dataset
+#: kernel options and model degradation options, second stage included.
+REALESRGAN_X4PLUS: dict[str, Any] = {
+    **_KERNEL_DEFAULTS,
+    'kernel_list2': list(_KERNEL_DEFAULTS['kernel_list']), 'kernel_prob2': list(_KERNEL_DEFAULTS['kernel_prob']),
+    'sinc_prob2': 0.1, 'blur_sigma2': [0.2, 1.5], 'betag_range2': [0.5, 4], 'betap_range2': [1, 2],
+    'resize_prob': [0.2, 0.7, 0.1], 'resize_range': [0.15, 1.5], 'gaussian_noise_prob': 0.5,
+    'noise_range': [1, 30], 'poisson_scale_range': [0.05, 3], 'gray_noise_prob': 0.4, 'jpeg_range': [30, 95],
+    'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5,
+    'noise_range2': [1, 25], 'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
+}
+
 
 @contextlib.contextmanager
 def _numpy_seeded(rng: np.random.Generator) -> Iterator[None]:
-    # basicsr's kernel functions draw from numpy's global RNG; run them from the sample's own generator.
-    state = np.random.get_state()
-    np.random.seed(int(rng.integers(0, 2**32)))
+    # basicsr's kernel functions draw from numpy's global RNG and (the kernel type) from Python's `random`;
+    # run them from the sample's own generator and leave both global streams as they were.
+    state, py_state = np.random.get_state(), random.getstate()
+    seed = int(rng.integers(0, 2**32))
+    np.random.seed(seed)
+    random.seed(seed)
     try:
         yield
     finally:
         np.random.set_state(state)
+        random.setstate(py_state)
 
 
 class KernelSampler:
@@ -119,22 +138,75 @@ def _stage(x: torch.Tensor, kernel: torch.Tensor, opt: dict[str, Any], suffix: s
     return jpeger(torch.clamp(x, 0, 1), quality=q)
 
 
+def _reflect_pad(x: torch.Tensor, pad_y: int, pad_x: int) -> torch.Tensor:
+    # torch's reflect padding must be smaller than the input: pad in as many rounds as a small crop needs
+    while pad_y or pad_x:
+        py, px = min(pad_y, x.shape[-2] - 1), min(pad_x, x.shape[-1] - 1)
+        x = F.pad(x, (px, px, py, py), mode='reflect')
+        pad_y, pad_x = pad_y - py, pad_x - px
+    return x
+
+
 @torch.no_grad()
 def degrade_realesrgan(gt: torch.Tensor, kernel1: torch.Tensor, sinc_kernel: torch.Tensor, opt: dict[str, Any],
                        scale: int, kernel2: torch.Tensor | None = None, jpeger: DiffJPEG | None = None,
-                       generator: torch.Generator | None = None) -> torch.Tensor:
+                       generator: torch.Generator | None = None, min_size: int = 160) -> torch.Tensor:
     """LR batch ``(B, C, H/scale, W/scale)`` from original GT crops ``(B, C, H, W)`` in [0, 1].
 
     One stage (HGGT's blind configs) unless ``kernel2`` is given (Real-ESRGAN's second stage, options with the
     suffix ``2``). Option names and defaults follow BasicSR's ``RealESRGANModel``. Noise and JPEG draw from
     torch's global RNG (as basicsr's functions do); resize choices from ``generator``.
+
+    Crops smaller than ``min_size`` are reflected out to it (in whole LR pixels per side) and the LR cut back:
+    Real-ESRGAN's random down-scalings (to 0.15, then 0.3/scale of the size) followed by a 21-tap blur need
+    about 150 px (Real-ESRGAN degrades 400 px crops); a 128 px GT crop would otherwise fail in the blur.
     """
     g = generator or torch.default_generator
     jpeger = jpeger or DiffJPEG(differentiable=False).to(gt.device)
     h, w = gt.shape[-2:]
-    x = _stage(gt, kernel1, opt, '', jpeger, g)
+    pad_y, pad_x = (math.ceil(max(0, min_size - d) / (2 * scale)) * scale for d in (h, w))
+    x = _reflect_pad(gt, pad_y, pad_x)
+    ph, pw = x.shape[-2:]
+    x = _stage(x, kernel1, opt, '', jpeger, g)
     if kernel2 is not None:
-        x = _stage(x, kernel2, opt, '2', jpeger, g, size=(h // scale, w // scale))
+        x = _stage(x, kernel2, opt, '2', jpeger, g, size=(ph // scale, pw // scale))
     x = filter2D(x.contiguous(), sinc_kernel)
-    x = F.interpolate(x, size=(h // scale, w // scale), mode='bicubic')
+    x = F.interpolate(x, size=(ph // scale, pw // scale), mode='bicubic')
+    x = x[..., pad_y // scale:pad_y // scale + h // scale, pad_x // scale:pad_x // scale + w // scale]
     return torch.clamp((x * 255.0).round(), 0, 255) / 255.0
+
+
+def degrade_image(hr: np.ndarray, scale: int, seed: int | Sequence[int], opt: dict[str, Any] | None = None,
+                  jpeger: DiffJPEG | None = None, min_size: int = 160) -> np.ndarray:
+    """Real-ESRGAN-degraded LR (BGR uint8 ``(H/scale, W/scale, 3)``) of a BGR uint8 HR image, a pure function
+    of ``(hr, scale, seed, opt)``.
+
+    ``opt`` overrides :data:`REALESRGAN_X4PLUS` (``kernel_list2: null`` for one stage). The caller's random
+    state is left alone: kernels come from a generator seeded with ``seed`` (basicsr's kernel functions see a
+    temporarily seeded numpy RNG, restored afterwards), noise and JPEG run inside ``torch.random.fork_rng``.
+
+    Images smaller than ``min_size`` are mirrored out to it first and the LR cut back: a 21-tap blur after the
+    random down-scalings (to 0.15 and then 0.3/scale of the size) needs about 150 px (Real-ESRGAN itself
+    degrades 400 px crops).
+    """
+    h, w = hr.shape[:2]
+    if hr.dtype != np.uint8 or hr.ndim != 3 or hr.shape[2] != 3:
+        raise ValueError(f'degrade_image needs a BGR uint8 (H, W, 3) image, got {hr.dtype} {hr.shape}.')
+    if h % scale or w % scale:
+        raise ValueError(f'degrade_image: {w}x{h} is not a multiple of scale {scale}.')
+    opt = {**REALESRGAN_X4PLUS, **(opt or {})}
+    # mirror padding in whole LR pixels per side, so the LR of the padded image crops back exactly
+    pad_y, pad_x = (math.ceil(max(0, min_size - d) / (2 * scale)) * scale for d in (h, w))
+    if pad_y or pad_x:
+        hr = np.pad(hr, ((pad_y, pad_y), (pad_x, pad_x), (0, 0)), mode='symmetric')
+    rng = np.random.default_rng(seed)
+    kernels = KernelSampler(opt).sample(rng)
+    x = torch.from_numpy(np.ascontiguousarray(hr[..., ::-1], dtype=np.float32) / 255.0).permute(2, 0, 1)[None]
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(rng.integers(0, 2**63)))
+        g = torch.Generator().manual_seed(int(rng.integers(0, 2**63)))
+        lq = degrade_realesrgan(x, kernels['kernel1'][None], kernels['sinc_kernel'][None], opt, scale,
+                                kernel2=kernels['kernel2'][None] if 'kernel2' in kernels else None,
+                                jpeger=jpeger, generator=g)
+    lq = lq[0, :, pad_y // scale:pad_y // scale + h // scale, pad_x // scale:pad_x // scale + w // scale]
+    return np.ascontiguousarray((lq.permute(1, 2, 0).numpy()[..., ::-1] * 255.0).round().astype(np.uint8))

@@ -62,6 +62,27 @@ def effective_labels(per_annotator: Sequence[Sequence[str | None]]) -> tuple[lis
     return codes, counts
 
 
+def _pictures_by_file(path: str, pictures: list[dict], variants: Sequence[str]) -> dict[str, dict]:
+    """``File`` → entry, when the entries name the variants they label; ``{}`` to match by position.
+
+    A variant named twice (or an entry naming an unknown variant beside entries naming known ones) would make
+    one variant's label stand for another's, so it is an error, not a silent last-one-wins."""
+    files = [None if p.get('File') is None else str(p.get('File')) for p in pictures]
+    if not any(f in variants for f in files):
+        return {}  # File holds something else (or nothing): positional matching, as documented
+    seen: dict[str, int] = {}
+    for i, name in enumerate(files):
+        if name not in variants:
+            raise LabelError(f'{path}: Picture_{i + 1} has File {name!r}, which is not one of the variants '
+                             f'{list(variants)} named by the other entries; fix the entry.')
+        if name in seen:
+            raise LabelError(f'{path}: variant "{name}" is named by Picture_{seen[name] + 1} and Picture_{i + 1}; '
+                             f'each variant must be labelled exactly once (one of them should name another '
+                             f'variant).')
+        seen[name] = i
+    return {name: pictures[i] for name, i in seen.items()}
+
+
 def read_hggt_label_file(path: str, variants: Sequence[str]) -> list[str | None]:
     """One annotator's labels for the K ``variants`` of a group from an HGGT JSON file.
 
@@ -82,7 +103,7 @@ def read_hggt_label_file(path: str, variants: Sequence[str]) -> list[str | None]
     missing = [f'Picture_{i + 1}' for i, p in enumerate(pictures) if not isinstance(p, dict)]
     if missing:
         raise LabelError(f'{path}: missing or malformed {missing}.')
-    by_file = {str(p.get('File')): p for p in pictures if p.get('File') is not None}
+    by_file = _pictures_by_file(path, pictures, variants)
     labels: list[str | None] = []
     for k, variant in enumerate(variants):
         entry = by_file.get(variant, pictures[k]) if by_file else pictures[k]

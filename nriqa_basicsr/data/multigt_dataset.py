@@ -16,9 +16,9 @@ from torch.utils import data
 from nriqa_basicsr.data.degradation import KernelSampler
 from nriqa_basicsr.data.image_io import decode_image
 from nriqa_basicsr.data.labels import LABEL_NAMES, POSITIVE
-from nriqa_basicsr.data.multigt_source import MultiGTLayoutError, MultiGTSource
+from nriqa_basicsr.data.multigt_source import MultiGTLayoutError, MultiGTSource, lmdb_get, open_lmdb_client
 from nriqa_basicsr.data.sampler import SampleKey
-from nriqa_basicsr.data.score_file import ScoreFileError, load_score_table
+from nriqa_basicsr.data.score_file import ScoreFileError, load_score_table, source_content_fingerprint
 from nriqa_basicsr.data.selection import combine_scores, zscore_stats
 
 __all__ = ['MultiGTDataset']
@@ -108,7 +108,7 @@ class MultiGTDataset(data.Dataset):
     def _load_scores(self, opt: dict[str, Any], groups: list[str]) -> None:
         path = osp.expanduser(opt['score_file'])
         table = load_score_table(path)
-        table.check_dataset(path, groups, self.variants)
+        table.check_dataset(path, groups, self.variants, source_content_fingerprint(self.source))
         metrics = opt.get('score_metrics') or table.metrics
         weights = {m: 1.0 for m in metrics} if isinstance(metrics, (list, tuple)) else dict(metrics)
         unknown = [m for m in weights if m not in table.scores]
@@ -175,10 +175,10 @@ class MultiGTDataset(data.Dataset):
     def _read_lq(self, name: str) -> tuple[np.ndarray, str]:
         if self.lq_root.endswith('.lmdb'):
             if self._lq_client is None:
-                self._lq_client = FileClient('lmdb', db_paths=[self.lq_root], client_keys=['lq'])
+                self._lq_client = open_lmdb_client({'lq': self.lq_root})
             key = self.lq_tmpl.format(name)
-            return decode_image(self._lq_client.get(key, 'lq'), osp.join(self.lq_root, key)), osp.join(self.lq_root,
-                                                                                                           key)
+            buf = lmdb_get(self._lq_client, key, 'lq', self.lq_root)
+            return decode_image(buf, osp.join(self.lq_root, key)), osp.join(self.lq_root, key)
         path = osp.join(self.lq_root, self.lq_tmpl.format(name) + self.lq_ext)
         if self._lq_client is None:
             self._lq_client = FileClient('disk')
@@ -248,6 +248,13 @@ class MultiGTDataset(data.Dataset):
         if self.grid_scores is not None:
             if self.phase == 'train':
                 r, c = top // self.grid_stride, left // self.grid_stride
-                out['grid_scores'] = torch.from_numpy(self.grid_scores[index][:, r, c].astype(np.float32))
+                rows, cols = self.grid_scores.shape[-2:]
+                cell = self.grid_scores[index][:, r, c] if r < rows and c < cols else None
+                if cell is None or not np.isfinite(cell).all():  # the grid was made for other image sizes
+                    raise ScoreFileError(
+                        f'{self.opt["score_file"]}: no grid score for the crop at ({top}, {left}) of group "{name}" '
+                        f'({w}x{h}); the score grid was made for other image sizes. Rescore with '
+                        f'scripts/score_gts.py --grid {self.grid_stride} --crop {self.gt_size} --overwrite.')
+                out['grid_scores'] = torch.from_numpy(cell.astype(np.float32))
         return out
 

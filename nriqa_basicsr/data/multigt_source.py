@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import os.path as osp
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,7 +27,8 @@ from basicsr.utils import FileClient
 from nriqa_basicsr.data.image_io import decode_image
 from nriqa_basicsr.data.labels import NO_LABEL, effective_labels, read_hggt_label_file
 
-__all__ = ['HGGT_VARIANTS', 'MultiGTSource', 'MultiGTLayoutError', 'add_source_arguments', 'source_from_args']
+__all__ = ['HGGT_VARIANTS', 'LmdbReadError', 'MultiGTSource', 'MultiGTLayoutError', 'add_source_arguments',
+           'check_lmdb_size', 'lmdb_get', 'open_lmdb_client', 'source_from_args']
 
 HGGT_VARIANTS = ('original', '01', '02', '03', '04')
 _IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
@@ -36,12 +38,95 @@ class MultiGTLayoutError(ValueError):
     """The data on disk does not match the configured multi-GT layout."""
 
 
+# BasicSR's meta_info line: "<key>.png (h,w,c) <compression>"; the key may contain spaces, so parse from the right.
+_META_LINE = re.compile(r'^(?P<file>.+?) \((?P<shape>\d+,\d+,\d+)\) (?P<level>-?\d+)$')
+
+
 def _read_meta_info(lmdb_path: str) -> list[str]:
     meta = osp.join(lmdb_path, 'meta_info.txt')
     if not osp.isfile(meta):
         raise MultiGTLayoutError(f'{meta}: missing; build LMDBs with scripts/create_lmdb_multigt.py.')
-    with open(meta) as f:
-        return [line.split(' ')[0].rsplit('.', 1)[0] for line in f if line.strip()]
+    keys = []
+    with open(meta, encoding='utf-8') as f:
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            match = _META_LINE.match(line.rstrip('\n'))
+            if match is None:
+                raise MultiGTLayoutError(f'{meta}:{number}: not a BasicSR meta_info line ("<key>.png (h,w,c) '
+                                         f'<level>"): {line.strip()!r}. Rebuild with scripts/create_lmdb_multigt.py.')
+            keys.append(match['file'].rsplit('.', 1)[0])
+    return keys
+
+
+def _check_meta_info_complete(lmdb_path: str, keys: set[str]) -> None:
+    """The listing must cover every record of the LMDB: a line lost from the original's listing would
+    silently drop that group (the groups are the original's keys)."""
+    import lmdb
+
+    meta = osp.join(lmdb_path, 'meta_info.txt')
+    try:
+        env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False, meminit=False)
+    except lmdb.Error as exc:
+        raise MultiGTLayoutError(f'{lmdb_path}: cannot be opened as an LMDB ({exc}); rebuild it with '
+                                 f'scripts/create_lmdb_multigt.py.') from exc
+    try:
+        check_lmdb_size(env, lmdb_path)
+        if env.stat()['entries'] == len(keys):
+            return
+        with env.begin() as txn:
+            stored = {k.decode('ascii', 'replace') for k in txn.cursor().iternext(values=False)}
+    finally:
+        env.close()
+    unlisted, absent = sorted(stored - keys), sorted(keys - stored)
+    detail = (f'{len(unlisted)} stored key(s) are missing from it, e.g. "{unlisted[0]}"' if unlisted else
+              f'it lists {len(absent)} key(s) the LMDB does not hold, e.g. "{absent[0]}"' if absent else
+              'it lists keys more than once')
+    raise MultiGTLayoutError(f'{meta}: does not match {lmdb_path} ({detail}); the listing is damaged. Rebuild with '
+                             f'scripts/create_lmdb_multigt.py.')
+
+
+class LmdbReadError(MultiGTLayoutError, OSError):
+    """An LMDB that cannot be opened or read (damaged or truncated file, failing disk); names the LMDB and key."""
+
+
+_LMDB_FIX = ('Check the disk (free space, `dmesg` for I/O errors, an interrupted copy) and rebuild the LMDB with '
+             'scripts/create_lmdb_multigt.py (or copy it again).')
+
+
+def check_lmdb_size(env: Any, lmdb_path: str) -> None:
+    """Refuse a truncated ``data.mdb`` (an interrupted copy, a full disk): lmdb maps the file, and reading a page
+    past its end kills the process with SIGBUS, without any message."""
+    data = osp.join(lmdb_path, 'data.mdb')
+    needed = (env.info()['last_pgno'] + 1) * env.stat()['psize']
+    size = osp.getsize(data)
+    if size < needed:
+        raise LmdbReadError(f'{data}: truncated ({size} bytes; its pages need {needed}). {_LMDB_FIX}')
+
+
+def open_lmdb_client(paths: dict[str, str], **opt: Any) -> FileClient:
+    """BasicSR's LMDB ``FileClient`` over ``{client_key: lmdb_path}``; an open error or a truncated file names the
+    LMDB (BasicSR passes lmdb's bare message on)."""
+    import lmdb
+
+    try:
+        client = FileClient('lmdb', db_paths=list(paths.values()), client_keys=list(paths), **opt)
+    except lmdb.Error as exc:
+        bad = ', '.join(p for p in paths.values() if str(exc).startswith(f'{p}:')) or ', '.join(paths.values())
+        raise LmdbReadError(f'{bad}: cannot open the LMDB ({exc}). {_LMDB_FIX}') from exc
+    for key, path in paths.items():
+        check_lmdb_size(client.client._client[key], path)
+    return client
+
+
+def lmdb_get(client: FileClient, key: str, client_key: str, lmdb_path: str) -> bytes | None:
+    """``client.get`` with lmdb's errors (e.g. "Input/output error") turned into one naming the LMDB and key."""
+    import lmdb
+
+    try:
+        return client.get(key, client_key)
+    except lmdb.Error as exc:
+        raise LmdbReadError(f'{lmdb_path}: reading key "{key}" failed ({exc}). {_LMDB_FIX}') from exc
 
 
 class MultiGTSource:
@@ -92,6 +177,8 @@ class MultiGTSource:
                     raise MultiGTLayoutError(
                         f'{self._lmdb_path(variant)}: {len(missing)} group(s) have no key, e.g. '
                         f'"{self.stem(missing[0], k)}". Rebuild it with scripts/create_lmdb_multigt.py.')
+            for variant in self.variants:
+                _check_meta_info_complete(self._lmdb_path(variant), keys[variant])
             return names
         folders = {v: osp.join(self.root, v) for v in self.variants}
         for variant, folder in folders.items():
@@ -130,8 +217,7 @@ class MultiGTSource:
         if self._client is None:
             if self.backend == 'lmdb':
                 opt = {k: v for k, v in self.io_opt.items() if k != 'type'}
-                self._client = FileClient('lmdb', db_paths=[self._lmdb_path(v) for v in self.variants],
-                                          client_keys=list(self.variants), **opt)
+                self._client = open_lmdb_client({v: self._lmdb_path(v) for v in self.variants}, **opt)
             else:
                 self._client = FileClient('disk')
         return self._client
@@ -139,7 +225,7 @@ class MultiGTSource:
     def read_bytes(self, name: str, k: int) -> bytes | None:
         client = self._get_client()
         if self.backend == 'lmdb':
-            return client.get(self.stem(name, k), self.variants[k])
+            return lmdb_get(client, self.stem(name, k), self.variants[k], self._lmdb_path(self.variants[k]))
         path = self.path(name, k)
         try:
             return client.get(path, 'gt')
@@ -166,7 +252,8 @@ class MultiGTSource:
             return []
         if not osp.isdir(self.label_root):
             raise MultiGTLayoutError(f'dataroot_label {self.label_root}: no such folder.')
-        names = sorted(e.name for e in os.scandir(self.label_root) if e.is_dir())
+        # hidden folders (.ipynb_checkpoints, .git) are not annotators
+        names = sorted(e.name for e in os.scandir(self.label_root) if e.is_dir() and not e.name.startswith('.'))
         if not names:
             raise MultiGTLayoutError(f'dataroot_label {self.label_root}: no annotator folders (e.g. A/, B/, C/).')
         return names

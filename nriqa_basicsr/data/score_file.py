@@ -3,7 +3,8 @@
 A score file is an ``.npz`` read with ``allow_pickle=False``:
 
 * ``meta`` — JSON text: format, metrics (pyiqa name, version, weight files and SHA-256, options), variants,
-  dataset root, layout and fingerprint, grid stride/crop;
+  dataset root, layout and fingerprint (names), ``content`` fingerprint (size, first and last 8 KiB of each
+  image file: another dataset with the same names, or resized images, is refused), grid stride/crop;
 * ``groups`` — ``(N,)`` group names;
 * ``scores__<metric>`` — ``(N, K)`` qualities (higher is better; lower-better metrics negated);
 * ``grid__<metric>`` — ``(N, K, rows, cols)`` qualities of the crops of size ``grid.crop`` whose top-left
@@ -23,8 +24,10 @@ import numpy as np
 
 from nriqa_basicsr.atomic import atomic_path
 
-__all__ = ['FORMAT', 'ScoreFileError', 'ScoreTable', 'dataset_fingerprint', 'grid_positions', 'load_score_table',
-           'save_score_table']
+__all__ = ['FORMAT', 'ScoreFileError', 'ScoreTable', 'content_fingerprint', 'dataset_fingerprint', 'grid_positions',
+           'load_score_table', 'save_score_table', 'source_content_fingerprint']
+
+_SAMPLE = 8192  # bytes hashed at each end of a file: the header (image size) and the tail of the pixel data
 
 FORMAT = 'nriqa-gt-scores/1'
 
@@ -47,6 +50,32 @@ def dataset_fingerprint(groups: Sequence[str], variants: Sequence[str]) -> str:
     return h.hexdigest()
 
 
+def content_fingerprint(paths: Sequence[str]) -> str:
+    """SHA-256 over each file's size and its first and last 8 KiB, in the given order: cheap (16 KiB read per
+    image) yet different for other images with the same names, and for resized or re-encoded ones."""
+    h = hashlib.sha256()
+    for path in paths:
+        size = osp.getsize(path)
+        h.update(f'{size}:'.encode())
+        with open(path, 'rb') as f:
+            h.update(f.read(_SAMPLE))
+            if size > 2 * _SAMPLE:
+                f.seek(-_SAMPLE, 2)
+                h.update(f.read(_SAMPLE))
+            else:
+                h.update(f.read())
+    return h.hexdigest()
+
+
+def source_content_fingerprint(source: Any) -> str | None:
+    """:func:`content_fingerprint` of a :class:`~nriqa_basicsr.data.multigt_source.MultiGTSource` on disk (sorted
+    groups, all variants); None for LMDB sources, whose score files are checked by names only."""
+    if source.backend != 'disk':
+        return None
+    return content_fingerprint([source.path(name, k) for name in sorted(source.groups)
+                                for k in range(len(source.variants))])
+
+
 @dataclass
 class ScoreTable:
     meta: dict[str, Any]
@@ -61,8 +90,20 @@ class ScoreTable:
     def index(self) -> dict[str, int]:
         return {g: i for i, g in enumerate(self.groups)}
 
-    def check_dataset(self, path: str, groups: Sequence[str], variants: Sequence[str]) -> None:
-        """Refuse the table for a dataset it was not computed on (foreign, stale, or missing groups)."""
+    def check_dataset(self, path: str, groups: Sequence[str], variants: Sequence[str],
+                      content: str | None = None) -> None:
+        """Refuse the table for a dataset it was not computed on (foreign, stale, or missing groups); with
+        ``content`` (:func:`content_fingerprint` of the dataset's files) also for other images with the same
+        names. Files written before content fingerprints existed are checked by names only."""
+        self._check_listing(path, groups, variants)
+        stored = self.meta.get('content')
+        if content is not None and stored is not None and stored != content:
+            raise ScoreFileError(f'{path}: the images differ from the ones scored (same names, other content: '
+                                 f'another dataset with the same file names, or images changed since scoring; '
+                                 f'scored root {self.meta.get("dataset_root")}). Rescore with scripts/score_gts.py '
+                                 f'--overwrite.')
+
+    def _check_listing(self, path: str, groups: Sequence[str], variants: Sequence[str]) -> None:
         if list(self.meta.get('variants', [])) != list(variants):
             raise ScoreFileError(f'{path}: scored variants {self.meta.get("variants")} but the dataset has '
                                  f'{list(variants)}; rescore with scripts/score_gts.py.')
@@ -107,9 +148,17 @@ def load_score_table(path: str) -> ScoreTable:
         raise ScoreFileError(f'{path}: not a readable score file ({type(exc).__name__}: {exc}).') from exc
     if 'meta' not in arrays or 'groups' not in arrays:
         raise ScoreFileError(f'{path}: not a score file of scripts/score_gts.py (no meta/groups arrays).')
-    meta = json.loads(str(arrays['meta']))
+    try:
+        meta = json.loads(str(arrays['meta']))
+    except ValueError as exc:
+        raise ScoreFileError(f'{path}: its meta header is not JSON ({exc}); rescore with '
+                             f'scripts/score_gts.py.') from exc
+    if not isinstance(meta, dict):
+        raise ScoreFileError(f'{path}: its meta header is not a mapping; rescore with scripts/score_gts.py.')
     if meta.get('format') != FORMAT:
         raise ScoreFileError(f'{path}: format {meta.get("format")!r}, expected {FORMAT!r}.')
+    if not isinstance(meta.get('variants'), list):
+        raise ScoreFileError(f'{path}: its meta header has no list of variants; rescore with scripts/score_gts.py.')
     groups = [str(g) for g in arrays['groups']]
     scores = {k[len('scores__'):]: v for k, v in arrays.items() if k.startswith('scores__')}
     grids = {k[len('grid__'):]: v for k, v in arrays.items() if k.startswith('grid__')}

@@ -1,4 +1,4 @@
-"""Which pyiqa metrics exist, what kind they are, and which way is better."""
+"""Which metrics exist (pyiqa's and registered custom ones), what kind they are, and which way is better."""
 
 from __future__ import annotations
 
@@ -6,9 +6,10 @@ import difflib
 import functools
 from dataclasses import dataclass
 
+from nriqa_basicsr.iqa.custom import CustomMetricError, custom_metric_names, get_custom_metric, register_plugins
 from nriqa_basicsr.iqa.scores import parse_score_range
 
-__all__ = ['MetricInfo', 'UnknownMetricError', 'get_metric_info', 'list_metrics']
+__all__ = ['MetricInfo', 'UnknownMetricError', 'canonical_names', 'get_metric_info', 'list_metrics']
 
 # pyiqa lists these as NR metrics, but they score distributions, captions or entropy, not image quality.
 NOT_IMAGE_QUALITY = frozenset({'fid', 'sfid', 'fid_dinov2', 'inception_score', 'clipscore', 'entropy',
@@ -25,6 +26,7 @@ class MetricInfo:
     mode: str  # 'NR' or 'FR'
     lower_better: bool
     score_range: tuple[float, float] | None
+    custom: bool = False  # a registered custom model (nriqa_basicsr.iqa.custom), not a pyiqa metric
 
     @property
     def better(self) -> str:
@@ -40,20 +42,33 @@ def _configs() -> dict:
 
 
 def list_metrics(mode: str | None = None) -> list[str]:
-    """Sorted pyiqa metric names usable here; ``mode`` = 'NR', 'FR' or None for both."""
-    names = []
+    """Sorted metric names usable here (pyiqa's and custom ones); ``mode`` = 'NR', 'FR' or None for both."""
+    names = custom_metric_names(mode)
     for name, cfg in _configs().items():
         if name in NOT_IMAGE_QUALITY or cfg.get('metric_mode') not in ('NR', 'FR'):
             continue
         if mode is None or cfg['metric_mode'] == mode:
             names.append(name)
-    return sorted(names)
+    return sorted(set(names))
 
 
 def get_metric_info(name: str, mode: str | None = None) -> MetricInfo:
-    """Look up a metric by its pyiqa name; ``mode`` ('NR'/'FR') asserts the kind needed by the caller."""
+    """Look up a metric by name; ``mode`` ('NR'/'FR') asserts the kind needed by the caller.
+
+    ``name`` is a pyiqa name, a registered custom metric, or an import path ``package.module:Class`` /
+    ``path/to/file.py:Class`` of a custom metric (imported and registered on the fly).
+    """
     if not isinstance(name, str) or not name:
         raise UnknownMetricError(f'IQA metric name must be a non-empty string, got {name!r}.')
+    try:
+        spec = get_custom_metric(name)
+    except CustomMetricError as exc:
+        raise UnknownMetricError(str(exc)) from exc
+    if spec is not None:
+        info = MetricInfo(spec.name, spec.mode, spec.lower_better, spec.score_range, custom=True)
+        if mode is not None and info.mode != mode:
+            raise UnknownMetricError(f'"{name}" is a custom {info.mode} metric and cannot be used as {mode}.')
+        return info
     configs = _configs()
     key = name.lower()
     if key in NOT_IMAGE_QUALITY:
@@ -80,3 +95,25 @@ def get_metric_info(name: str, mode: str | None = None) -> MetricInfo:
         raise UnknownMetricError(f'"{name}" is a {kind} metric and cannot be used as a {role} metric; {fix}. '
                                  f'{role.capitalize()} metrics: {", ".join(list_metrics(mode))}.')
     return info
+
+
+def canonical_names(names: list[str], plugins: list[str] = (), mode: str | None = None,
+                    keep_unknown: bool = False) -> list[str]:
+    """Register ``plugins`` (``--iqa-plugin`` values), check ``names`` and replace custom import paths by the
+    registered names (the keys of score files and reports). pyiqa names are kept as given. ``keep_unknown``: a
+    name no catalog knows is kept as is (its scores come from a cache; scoring it would fail with this error)."""
+    try:
+        register_plugins(list(plugins))
+    except CustomMetricError as exc:
+        raise UnknownMetricError(str(exc)) from exc
+    out = []
+    for name in names:
+        try:
+            info = get_metric_info(name, mode)  # unknown names and wrong kinds fail here, before anything is built
+        except UnknownMetricError:
+            if not keep_unknown or ':' in name:
+                raise
+            out.append(name)
+            continue
+        out.append(info.name if info.custom else name)
+    return out

@@ -1,13 +1,15 @@
-"""One way to build any pyiqa metric for scoring, losses and validation.
+"""One way to build any pyiqa or custom metric for scoring, losses and validation.
 
-:class:`IQAScorer` wraps a pyiqa network so that every metric behaves the same: always in eval mode, parameters
-frozen, output shape ``(B,)``, and a *quality* where higher is better (lower-better metrics such as NIQE are
-negated, or mapped through their documented score range when ``normalize=True``). Gradients reach the input
-whenever autograd is enabled by the caller; wrap calls in ``torch.no_grad()`` for plain scoring.
+:class:`IQAScorer` wraps a pyiqa network, or a registered custom model (:mod:`nriqa_basicsr.iqa.custom`), so that
+every metric behaves the same: always in eval mode, parameters frozen, output shape ``(B,)``, and a *quality*
+where higher is better (lower-better metrics such as NIQE are negated, or mapped through their documented score
+range when ``normalize=True``). Gradients reach the input whenever autograd is enabled by the caller; wrap calls
+in ``torch.no_grad()`` for plain scoring.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from typing import Any
@@ -16,9 +18,11 @@ import torch
 from torch import nn
 
 from nriqa_basicsr.iqa.catalog import MetricInfo, get_metric_info
+from nriqa_basicsr.iqa.custom import CustomMetricSpec, find_custom_weights, get_custom_metric
 from nriqa_basicsr.iqa.fast_musiq import is_musiq, musiq_forward
 from nriqa_basicsr.iqa.scores import to_quality
-from nriqa_basicsr.iqa.weights import redirect_downloads
+from nriqa_basicsr.iqa.weights import WeightsNotFoundError, check_tensors_only, redirect_downloads
+from nriqa_basicsr.safe_load import load_torch_file
 
 __all__ = ['IQAInputError', 'IQAScorer', 'build_scorer', 'clear_scorer_cache', 'default_device']
 
@@ -43,6 +47,7 @@ def _build_pyiqa_net(info: MetricInfo, device: torch.device, weights_path: str |
         weights_path = os.path.expanduser(str(weights_path))
         if not os.path.isfile(weights_path):
             raise FileNotFoundError(f'weights_path for IQA metric "{info.name}": no such file {weights_path}')
+        check_tensors_only(weights_path, info.name)  # pyiqa unpickles it with weights_only=False
         opts['pretrained_model_path'] = weights_path
     with redirect_downloads(info.name, weights_dir) as used:
         try:
@@ -60,11 +65,56 @@ def _build_pyiqa_net(info: MetricInfo, device: torch.device, weights_path: str |
     return net.eval(), ([weights_path] if weights_path else []) + used
 
 
+def _find_custom_weights(spec: CustomMetricSpec, weights_dir: str | list[str] | None) -> str:
+    """Path of a custom model's weights file from the search path; else WeightsNotFoundError."""
+    path, searched = find_custom_weights(spec, weights_dir)
+    if path is None:
+        raise WeightsNotFoundError(spec.name, spec.weights_file, searched, spec.url,
+                                   'Custom IQA models are never downloaded: their weights are a file you provide.')
+    return path
+
+
+def _build_custom_net(spec: CustomMetricSpec, device: torch.device, weights_path: str | None,
+                      weights_dir: str | list[str] | None, metric_opts: dict[str, Any]) -> tuple[nn.Module, list[str]]:
+    """The frozen eval-mode custom model, its weights loaded safely, and the weight files it was built from."""
+    try:
+        net = spec.cls(**metric_opts)
+    except TypeError as exc:
+        raise TypeError(f'Bad option for custom IQA metric "{spec.name}" ({spec.import_path}): {exc}') from exc
+    files: list[str] = []
+    if weights_path is not None:
+        path = os.path.expanduser(str(weights_path))
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f'weights_path for IQA metric "{spec.name}": no such file {path}')
+        files.append(path)
+    elif spec.weights_file is not None:
+        files.append(_find_custom_weights(spec, weights_dir))
+    if files:
+        state = load_torch_file(files[0], 'cpu', what=f'weights of IQA metric "{spec.name}"')
+        if isinstance(state, dict):
+            for key in ('params_ema', 'params', 'state_dict'):  # BasicSR / Lightning-style wrappers
+                if isinstance(state.get(key), dict):
+                    state = state[key]
+                    break
+            state = {k.removeprefix('module.'): v for k, v in state.items()}  # saved from DataParallel
+        if not isinstance(state, dict):
+            raise ValueError(f'weights of IQA metric "{spec.name}" ({files[0]}): expected a state_dict, got '
+                             f'{type(state).__name__}.')
+        try:
+            net.load_state_dict(state, strict=True)
+        except RuntimeError as exc:
+            raise ValueError(f'weights of IQA metric "{spec.name}" ({files[0]}) do not fit {spec.import_path}: '
+                             f'{exc}') from exc
+    net.requires_grad_(False)
+    return net.to(device).eval(), files
+
+
 class IQAScorer(nn.Module):
-    """A frozen pyiqa metric returning per-image quality ``(B,)``, higher is better.
+    """A frozen pyiqa or custom metric returning per-image quality ``(B,)``, higher is better.
 
     Args:
-        name: pyiqa metric name (``musiq``, ``niqe``, ``lpips`` ...).
+        name: pyiqa metric name (``musiq``, ``niqe``, ``lpips`` ...), a registered custom metric (``cnniqa_live``)
+            or a custom metric's import path ``package.module:Class`` (see :mod:`nriqa_basicsr.iqa.custom`).
         mode: ``'NR'`` (no-reference, ``forward(x)``) or ``'FR'`` (full-reference, ``forward(x, ref)``).
         device: where the metric lives; defaults to CUDA when available.
         normalize: map scores to about [0, 1] with the metric's score range (see ``score_range``).
@@ -73,7 +123,8 @@ class IQAScorer(nn.Module):
         weights_dir: extra directory (or list) searched first for weight files by their pyiqa file names.
         check_range: raise :class:`IQAInputError` for inputs outside [0, 1].
         fast_path: use :func:`~nriqa_basicsr.iqa.fast_musiq.musiq_forward` for MUSIQ (same result, faster).
-        **metric_opts: passed to the pyiqa architecture (e.g. ``pretrained=False``, ``color_space='ycbcr'``).
+        **metric_opts: passed to the pyiqa architecture (e.g. ``pretrained=False``, ``color_space='ycbcr'``), or
+            to a custom metric's constructor.
     """
 
     def __init__(self, name: str, mode: str = 'NR', device: str | torch.device | None = None,
@@ -95,8 +146,12 @@ class IQAScorer(nn.Module):
         self.score_range = score_range if normalize else None
         self.check_range = check_range
         self.metric_opts = dict(metric_opts)
-        self.net, self.weight_files = _build_pyiqa_net(self.info, self.device, weights_path, weights_dir,
-                                                       metric_opts)
+        if self.info.custom:
+            spec = get_custom_metric(self.info.name)
+            build = functools.partial(_build_custom_net, spec)
+        else:
+            build = functools.partial(_build_pyiqa_net, self.info)
+        self.net, self.weight_files = build(self.device, weights_path, weights_dir, metric_opts)
         self.fast_path = fast_path and is_musiq(self.net)
         self.eval()
 

@@ -9,6 +9,10 @@ file under ``$TORCH_HOME/hub/pyiqa/<basename>``. While a metric is being built w
 3. the project directory ``experiments/pretrained_models/iqa`` under the repository root (BasicSR convention);
 4. pyiqa's own cache.
 
+In each directory the authors' original releases are accepted as well (BRISQUE's ``allmodel``, IL-NIQE's
+``templateModel.mat``, NIQE's ``modelparameters.mat``, flat or in the metric's sub-folder, see
+:mod:`nriqa_basicsr.iqa.releases`): converted once into the cache where the format differs.
+
 Files we can produce without a network (NIQE's LIVE pristine model, from the copy that ships inside basicsr)
 are generated into the project cache on first use. If a file is still missing and the network is unreachable
 (or ``NRIQA_OFFLINE=1`` / ``HF_HUB_OFFLINE=1``), :class:`WeightsNotFoundError` is raised at once, naming the
@@ -29,6 +33,7 @@ from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
 from nriqa_basicsr.atomic import atomic_path
+from nriqa_basicsr.iqa.releases import RELEASES, find_release
 
 __all__ = [
     'WeightsNotFoundError',
@@ -141,6 +146,9 @@ def resolve_weight_file(
         candidate = osp.join(d, file_name)
         if osp.isfile(candidate):
             return candidate
+    released = find_release(file_name, dirs, cache_dir())  # e.g. BRISQUE's allmodel, IL-NIQE's templateModel.mat
+    if released is not None:
+        return released
     if file_name in _GENERATED:
         target = osp.join(cache_dir(), file_name)
         if not osp.isfile(target):
@@ -148,8 +156,11 @@ def resolve_weight_file(
         return target
     if download is not None and not is_offline():
         return download()
+    releases = RELEASES[file_name].files if file_name in RELEASES else ()
+    also = (f' The original release ({", ".join(releases)}, flat or in its sub-folder) is accepted too.'
+            if releases else '')
     raise WeightsNotFoundError(metric, file_name, dirs, url, 'The network is unreachable (or offline mode is set), '
-                               'so it cannot be downloaded.')
+                               'so it cannot be downloaded.' + also)
 
 
 # The resolver of the metric being built, if any; read by the dispatcher below.
@@ -186,6 +197,23 @@ def _install_dispatcher() -> None:
     _PYIQA_DOWNLOAD = original
 
 
+_CHECKED_SAFE: set[tuple[str, float, int]] = set()
+
+
+def check_tensors_only(path: str, metric: str) -> None:
+    """pyiqa loads its checkpoints with ``torch.load(weights_only=False)`` (arbitrary unpickling); refuse a
+    PyTorch weight file that holds pickled Python objects before pyiqa sees it (checked once per file version)."""
+    if not path.endswith(('.pth', '.pt', '.ckpt', '.bin', '.pkl')):
+        return  # .mat / .npz / text parameter files are not unpickled by torch.load
+    from nriqa_basicsr.safe_load import load_torch_file
+
+    stat = os.stat(path)
+    key = (osp.realpath(path), stat.st_mtime, stat.st_size)
+    if key not in _CHECKED_SAFE:
+        load_torch_file(path, 'cpu', f'weights of IQA metric "{metric}"')  # UnsafeFileError / CorruptFileError
+        _CHECKED_SAFE.add(key)
+
+
 @contextlib.contextmanager
 def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = None) -> Iterator[list[str]]:
     """Route weight downloads through :func:`resolve_weight_file` while building ``metric``.
@@ -209,6 +237,7 @@ def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = Non
         dirs = extra + ([model_dir] if model_dir else [])
         path = resolve_weight_file(name, metric, dirs, url,
                                    download=lambda: _PYIQA_DOWNLOAD(url, model_dir, progress, file_name))
+        check_tensors_only(path, metric)
         used.append(path)
         return path
 

@@ -48,7 +48,8 @@ class NRIQALoss(nn.Module):
     are frozen and in eval mode; gradients flow to ``pred`` only.
 
     Args:
-        metrics: ``{name: weight}``, a list of names (weight 1) or one name.
+        metrics: ``{name: weight}``, a list of names (weight 1) or one name: pyiqa names, registered custom
+            metrics (``cnniqa_live``) or import paths ``package.module:Class``.
         loss_weight: overall weight.
         reduction: ``mean`` (default), ``sum`` or ``none`` (per-sample ``(B,)``).
         normalize: put every metric on about [0, 1] before weighting (recommended when mixing metrics).
@@ -60,12 +61,18 @@ class NRIQALoss(nn.Module):
         weights_dir: extra directory searched first for weight files.
         device: where the metrics are built at start-up (default CUDA if available); inputs on another device
             get their own cached copy.
+        metric: shorthand for one metric with weight 1 (``metric: cnniqa_live``).
     """
 
-    def __init__(self, metrics: Any, loss_weight: float = 1.0, reduction: str = 'mean', normalize: bool = False,
-                 clamp: bool = True, nonfinite: str = 'raise', metric_opts: dict[str, dict] | None = None,
-                 weights_dir: str | list[str] | None = None, device: str | None = None) -> None:
+    def __init__(self, metrics: Any = None, loss_weight: float = 1.0, reduction: str = 'mean',
+                 normalize: bool = False, clamp: bool = True, nonfinite: str = 'raise',
+                 metric_opts: dict[str, dict] | None = None, weights_dir: str | list[str] | None = None,
+                 device: str | None = None, metric: str | None = None) -> None:
         super().__init__()
+        if metric is not None:
+            if metrics is not None:
+                raise ValueError('NRIQALoss: give either metrics (names/weights) or metric (one name), not both.')
+            metrics = metric
         if reduction not in _REDUCTIONS:
             raise ValueError(f'NRIQALoss: unsupported reduction "{reduction}"; choose one of {_REDUCTIONS}.')
         if nonfinite not in _NONFINITE:

@@ -10,7 +10,9 @@ is orchestration; the method's logic lives in its own modules:
 * LoRA on a frozen generator (``network_g_lora``) → :mod:`nriqa_basicsr.archs.lora`;
 * blind LR synthesis on the device (dataset ``lq_mode: realesrgan``) → :mod:`nriqa_basicsr.data.degradation`.
 
-The GAN is optional: without ``network_d`` the model trains GAN-free (the FT stage).
+The GAN is optional: without ``network_d`` the model trains GAN-free (the FT stage). With it,
+``train.gan_formulation`` picks the GAN of the BasicSR model an option file comes from: ``standard``
+(``SRGANModel`` / ``RealESRGANModel``, the default) or ``relativistic`` (``ESRGANModel``'s relativistic average).
 """
 
 from __future__ import annotations
@@ -45,7 +47,24 @@ from nriqa_basicsr.losses.negative_loss import negative_loss, negative_weight_ma
 from nriqa_basicsr.rng_state import capture_rng_state, restore_rng_state
 from nriqa_basicsr.safe_load import load_torch_file
 
-__all__ = ['NRIQAModel', 'CheckpointMismatchError', 'NonFiniteTrainingError']
+__all__ = ['GAN_FORMULATIONS', 'NRIQAModel', 'CheckpointMismatchError', 'NonFiniteTrainingError',
+           'parse_gan_formulation']
+
+# train.gan_formulation: how the discriminator's outputs enter the GAN losses. BasicSR model names are accepted
+# so that a converted option file can say where it comes from: SRGANModel / RealESRGANModel use the standard GAN
+# (D(x) against the real/fake label), ESRGANModel the relativistic average GAN (D(x) - mean D(other side)).
+GAN_FORMULATIONS = {'standard': 'standard', 'SRGANModel': 'standard', 'RealESRGANModel': 'standard',
+                    'relativistic': 'relativistic', 'ESRGANModel': 'relativistic'}
+
+
+def parse_gan_formulation(value: Any) -> str:
+    """``train.gan_formulation`` (default ``standard``) as ``'standard'`` or ``'relativistic'``."""
+    if value is None:
+        return 'standard'
+    if value not in GAN_FORMULATIONS:
+        raise ValueError(f'train.gan_formulation: {value!r} is not one of {sorted(GAN_FORMULATIONS)} (standard = '
+                         f'SRGANModel / RealESRGANModel, relativistic = ESRGANModel\'s relativistic average GAN).')
+    return GAN_FORMULATIONS[value]
 
 
 class CheckpointMismatchError(ValueError):
@@ -150,6 +169,12 @@ class NRIQAModel(SRGANModel):
                                   self.opt['path'].get('param_key_d', 'params'))
             self.net_d.train()
             self.cri_gan = build_loss(train_opt['gan_opt']).to(self.device)
+            self.gan_formulation = parse_gan_formulation(train_opt.get('gan_formulation'))
+            logger.info(f'GAN formulation: {self.gan_formulation} ('
+                        + ('relativistic average, as ESRGANModel' if self.gan_formulation == 'relativistic'
+                           else 'standard, as SRGANModel / RealESRGANModel') + f'; gan_type '
+                        f'{train_opt["gan_opt"].get("type")}/{train_opt["gan_opt"].get("gan_type")}); set '
+                        f'train.gan_formulation to choose.')
         self.net_d_iters = train_opt.get('net_d_iters', 1)
         self.net_d_init_iters = train_opt.get('net_d_init_iters', 0)
 
@@ -231,12 +256,49 @@ class NRIQAModel(SRGANModel):
             self.optimizers.append(self.optimizer_d)
 
     # ------------------------------------------------------------------------------------------ data
+    def validation(self, dataloader, current_iter, tb_logger, save_img=False):  # noqa: ANN001
+        """BasicSR's validation; a guard stop on rank 0 (the only rank that validates under DDP) stops all ranks."""
+        from nriqa_basicsr.guard import GuardStop
+
+        stopped = None
+        try:
+            super().validation(dataloader, current_iter, tb_logger, save_img)
+        except GuardStop as exc:
+            stopped = exc
+        if self._on_any_rank(['guard'] if stopped else []) and stopped is None:
+            stopped = GuardStop(f'iter {current_iter}: training stopped by the reward-hacking guard on rank 0 '
+                                f'(its log has the numbers).')
+        if stopped is not None:
+            raise stopped
+
     def nondist_validation(self, dataloader, current_iter, tb_logger, save_img):  # noqa: ANN001
         self._validating = True
         try:
-            return super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
         finally:
             self._validating = False
+        self._track_validation(dataloader.dataset.opt['name'], current_iter, tb_logger)
+
+    def _track_validation(self, dataset_name: str, current_iter: int, tb_logger) -> None:  # noqa: ANN001
+        """``val.best`` / ``val.guard``: keep the best checkpoints, watch for reward hacking (may stop the run,
+        :class:`~nriqa_basicsr.guard.GuardStop`); see :mod:`nriqa_basicsr.best_checkpoint`."""
+        val = self.opt.get('val') or {}
+        if not self.is_train or not getattr(self, 'metric_results', None) or not ('best' in val or 'guard' in val):
+            return
+        if getattr(self, 'val_tracker', None) is None:
+            from nriqa_basicsr.best_checkpoint import ValidationTracker
+
+            self.val_tracker = ValidationTracker(self.opt, getattr(self, '_resume_iter', None))
+        self.val_tracker.update(dataset_name, current_iter, self.metric_results, self._save_best, tb_logger)
+
+    def _save_best(self, filename: str) -> None:
+        """The validated generator (and its EMA) as a deployable BasicSR file; FT runs store merged weights."""
+        nets = [self.get_bare_model(self.net_g)] + ([self.net_g_ema] if hasattr(self, 'net_g_ema') else [])
+        if self.lora_opt is not None:
+            states = [merged_state_dict(n) for n in nets]
+        else:
+            states = [{k: v.detach().cpu() for k, v in n.state_dict().items()} for n in nets]
+        self._atomic_save(dict(zip(['params', 'params_ema'], states)), filename)
 
     def feed_data(self, data: dict[str, Any]) -> None:
         if self._validating or not self.is_train or 'gts' not in data:
@@ -334,9 +396,7 @@ class NRIQAModel(SRGANModel):
                 if style is not None:
                     loss_dict['l_g_style'] = style
             if self.use_gan:
-                with self._autocast():
-                    fake = self.net_d(self.output)
-                loss_dict['l_g_gan'] = self.cri_gan(fake.float(), True, is_disc=False)
+                loss_dict['l_g_gan'] = self._generator_gan_term()
             if self.cri_iqa:
                 with self._autocast():  # the metric network runs under the same precision as the generator
                     loss_dict['l_g_iqa'] = self.cri_iqa(output).float()
@@ -401,14 +461,42 @@ class NRIQAModel(SRGANModel):
                 f'{self.opt["path"].get("models")} are intact. Lower the learning rate or the weight of the named '
                 f'term (or fix the data it points to), then resume with --auto_resume.')
 
-    def _discriminator_step(self, loss_dict: OrderedDict) -> list[str]:
-        self.net_d.requires_grad_(True)
-        self.optimizer_d.zero_grad(set_to_none=True)
+    def _generator_gan_term(self) -> torch.Tensor:
+        """The generator's adversarial loss, in the formulation of ``train.gan_formulation``.
+
+        The discriminator is called in the same order as in BasicSR's models (its spectral norm updates its
+        power-iteration state on every training-mode call), so the values equal theirs on the same batch.
+        """
+        if self.gan_formulation == 'relativistic':  # ESRGANModel.optimize_parameters
+            with self._autocast():
+                real = self.net_d(self.gt).detach().float()
+                fake = self.net_d(self.output).float()
+            l_real = self.cri_gan(real - torch.mean(fake), False, is_disc=False)
+            l_fake = self.cri_gan(fake - torch.mean(real), True, is_disc=False)
+            return (l_real + l_fake) / 2
+        with self._autocast():  # SRGANModel.optimize_parameters
+            fake = self.net_d(self.output).float()
+        return self.cri_gan(fake, True, is_disc=False)
+
+    def _discriminator_losses(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(l_d_real, l_d_fake, D(real), D(fake))`` in the formulation of ``train.gan_formulation``."""
+        if self.gan_formulation == 'relativistic':  # ESRGANModel: halves, each against the other side's mean
+            with self._autocast():
+                fake_ref = self.net_d(self.output.detach()).detach().float()
+                real = self.net_d(self.gt).float()
+                fake = self.net_d(self.output.detach()).float()
+            l_real = self.cri_gan(real - torch.mean(fake_ref), True, is_disc=True) * 0.5
+            l_fake = self.cri_gan(fake - torch.mean(real.detach()), False, is_disc=True) * 0.5
+            return l_real, l_fake, real, fake
         with self._autocast():
             real = self.net_d(self.gt).float()
             fake = self.net_d(self.output.detach()).float()
-        l_real = self.cri_gan(real, True, is_disc=True)
-        l_fake = self.cri_gan(fake, False, is_disc=True)
+        return self.cri_gan(real, True, is_disc=True), self.cri_gan(fake, False, is_disc=True), real, fake
+
+    def _discriminator_step(self, loss_dict: OrderedDict) -> list[str]:
+        self.net_d.requires_grad_(True)
+        self.optimizer_d.zero_grad(set_to_none=True)
+        l_real, l_fake, real, fake = self._discriminator_losses()
         loss_dict.update(l_d_real=l_real, l_d_fake=l_fake, out_d_real=real.detach().mean(),
                          out_d_fake=fake.detach().mean())
         bad = nonfinite_terms({'l_d_real': l_real, 'l_d_fake': l_fake})
@@ -490,6 +578,7 @@ class NRIQAModel(SRGANModel):
             self.scaler.load_state_dict(resume_state['scaler'])
         self.nonfinite_skips = resume_state.get('nonfinite_skips', 0)
         self.nonfinite_streak = resume_state.get('nonfinite_streak', 0)
+        self._resume_iter = int(resume_state['iter'])  # best-checkpoint entries after it are validated again
 
     def _atomic_save(self, payload: dict[str, Any], filename: str, folder: str | None = None) -> None:
         if self.opt['rank'] != 0:
