@@ -517,8 +517,10 @@ def reading(rows: list[dict[str, Any]], datasets: Sequence[str], guide: str, jud
                 ref = get(ref_key, ds)
                 if ref is None:
                     continue
-                improved = [j for j in judges if j in row and better(j, row[j], ref[j])]
-                worse = [j for j in judges if j in row and not better(j, row[j], ref[j])]
+                # a judge measured on only some sets (IL-NIQE) is NaN elsewhere: neither better nor worse there
+                known = [j for j in judges if j in row and j in ref and row[j] == row[j] and ref[j] == ref[j]]
+                improved = [j for j in known if better(j, row[j], ref[j])]
+                worse = [j for j in known if not better(j, row[j], ref[j])]
                 out.append(
                     f'- {ds}, {row["model"]} vs {ref["model"]}: guide {guide} {ref[guide]:.2f} → {row[guide]:.2f} '
                     f'({"better" if better(guide, row[guide], ref[guide]) else "worse"}); PSNR-Y '
@@ -659,28 +661,50 @@ def run_reproduce(cfg: ReproduceConfig, log: Any = print) -> dict[str, Any]:
 
     log('[4/4] evaluation ...')
     start = time.time()
-    models = {a.label: (cfg.pretrained_path if a.policy is None else
-                        osp.join(_experiment_dir(f'{cfg.run_name}_{a.key}'), 'models', 'net_g_latest.pth'))
-              for a in arms_of(cfg)}
-    datasets = eval_datasets(cfg, log)
-    fast = ['psnr', 'ssim', cfg.guide] + [j for j in p.judges if j not in SLOW_JUDGES]
-    bench_dir = osp.join(cfg.out, 'benchmark')
-    rows = read_summary(run_benchmark(cfg, models, datasets, fast, bench_dir, env))
-    slow = [j for j in p.judges if j in SLOW_JUDGES]
-    if slow:  # IL-NIQE costs ~9 s per image on a 2-core CPU: on the first benchmark only (both LR kinds)
-        first = [d for d in datasets if d[0].split('-')[0] == p.eval_sets[0]]
-        slow_rows = read_summary(run_benchmark(cfg, models, first, slow, osp.join(cfg.out, 'benchmark_slow'), env))
-        for row in rows:
-            match = next((r for r in slow_rows if r['model'] == row['model'] and r['dataset'] == row['dataset']), {})
-            for j in slow:
-                row[j] = match.get(j, float('nan'))
+    rows, datasets, bench_dir = evaluate(cfg, env, log)
     timings['eval_s'] = time.time() - start
     report = write_report(cfg, rows, [d[0] for d in datasets], datasets, bench_dir, timings)
     log(f'report: {report}')
     return {'rows': rows, 'timings': timings, 'report': report}
 
 
+def evaluate(cfg: ReproduceConfig, env: dict[str, str], log: Any,
+             reuse: bool = False) -> tuple[list[dict[str, Any]], list[tuple[str, str, str]], str]:
+    """Benchmark every arm (``reuse``: read the summaries an earlier evaluation wrote instead)."""
+    p = cfg.profile
+    models = {a.label: (cfg.pretrained_path if a.policy is None else
+                        osp.join(_experiment_dir(f'{cfg.run_name}_{a.key}'), 'models', 'net_g_latest.pth'))
+              for a in arms_of(cfg)}
+    datasets = eval_datasets(cfg, log)
+    fast = ['psnr', 'ssim', cfg.guide] + [j for j in p.judges if j not in SLOW_JUDGES]
+    bench_dir, slow_dir = osp.join(cfg.out, 'benchmark'), osp.join(cfg.out, 'benchmark_slow')
+    rows = read_summary(osp.join(bench_dir, 'summary.csv') if reuse else
+                        run_benchmark(cfg, models, datasets, fast, bench_dir, env))
+    slow = [j for j in p.judges if j in SLOW_JUDGES]
+    if slow:  # IL-NIQE costs ~9 s per image on a 2-core CPU: on the first benchmark only (both LR kinds)
+        first = [d for d in datasets if d[0].split('-')[0] == p.eval_sets[0]]
+        slow_rows = read_summary(osp.join(slow_dir, 'summary.csv') if reuse else
+                                 run_benchmark(cfg, models, first, slow, slow_dir, env))
+        for row in rows:
+            match = next((r for r in slow_rows if r['model'] == row['model'] and r['dataset'] == row['dataset']), {})
+            for j in slow:
+                row[j] = match.get(j, float('nan'))
+    return rows, datasets, bench_dir
+
+
 SLOW_JUDGES = frozenset({'ilniqe'})
+
+
+def rewrite_report(cfg: ReproduceConfig, log: Any = print) -> str:
+    """The report again from the summaries and timings the last full run wrote to ``cfg.out``."""
+    timings_path = osp.join(cfg.out, 'timings.json')
+    if not osp.isfile(osp.join(cfg.out, 'benchmark', 'summary.csv')) or not osp.isfile(timings_path):
+        raise FileNotFoundError(f'{cfg.out}: no earlier evaluation (benchmark/summary.csv, timings.json) to '
+                                'report on; run without --report-only first.')
+    with open(timings_path) as f:
+        timings = json.load(f)
+    rows, datasets, bench_dir = evaluate(cfg, _env(cfg), log, reuse=True)
+    return write_report(cfg, rows, [d[0] for d in datasets], datasets, bench_dir, timings)
 
 
 def write_report(cfg: ReproduceConfig, rows: list[dict[str, Any]], dataset_names: Sequence[str],
@@ -807,6 +831,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--lambda-sweep', nargs='*', type=float, default=None,
                         help='extra A4 arms with these λ_Q (default: the profile\'s sweep)')
     parser.add_argument('--write-options', metavar='DIR', help='only write the option files of the profile to DIR')
+    parser.add_argument('--report-only', action='store_true',
+                        help='rewrite the report from the last evaluation in --out (no training, no benchmark)')
     args = parser.parse_args(argv)
     profile = PROFILES['quick' if args.quick else args.profile]
     if args.iters is not None:
@@ -822,6 +848,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.write_options:
             files = write_option_files(cfg, gpu_paths(), args.write_options)
             print('\n'.join(files.values()))
+            return 0
+        if args.report_only:
+            print(rewrite_report(cfg, log=lambda msg: print(msg, flush=True)))
             return 0
         run_reproduce(cfg, log=lambda msg: print(msg, flush=True))
     except (FileNotFoundError, ValueError, RuntimeError) as exc:

@@ -16,7 +16,6 @@ command skips them. The score file itself appears only when every group is done 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import os.path as osp
@@ -42,19 +41,12 @@ from nriqa_basicsr.data.score_file import (  # noqa: E402
 from nriqa_basicsr.iqa import IQAScorer, build_scorer  # noqa: E402
 from nriqa_basicsr.iqa.catalog import canonical_names  # noqa: E402
 from nriqa_basicsr.iqa.custom import add_plugin_argument  # noqa: E402
+from nriqa_basicsr.iqa.releases import file_sha256  # noqa: E402
 from nriqa_basicsr.output_guard import guard_output_files  # noqa: E402
 
 
 class ResumeError(RuntimeError):
     """A partial file from a different configuration is in the way."""
-
-
-def file_sha256(path: str) -> str:
-    h = hashlib.sha256()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def metric_record(scorer: IQAScorer) -> dict[str, Any]:

@@ -132,6 +132,10 @@ def test_quick_pipeline_end_to_end(shared_dir, tmp_path, run_names):
                  'guard_A1.png', 'guard_A4.png'):
         assert (out / name).is_file(), name
     assert len(os.listdir(work / 'benchmarks' / 'Set5' / 'LR_realesrgan_seed0' / 'X4')) == 2
+    # the report again from that evaluation, without training or benchmarking
+    (out / 'report.md').unlink()
+    assert rp.main(['--quick', '--report-only', '--shared', shared_dir, '--out', str(out), '--work', str(work)]) == 0
+    assert '## Set5-RealESRGAN' in (out / 'report.md').read_text()
 
 
 def test_lambda_sweep_adds_a4_arms_with_their_weight():

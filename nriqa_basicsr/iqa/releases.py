@@ -165,7 +165,8 @@ RELEASES: dict[str, Release] = {
 }
 
 
-def _sha256(path: str) -> str:
+def file_sha256(path: str) -> str:
+    """Hex SHA-256 of a file, read in 1 MiB chunks (weight files, score-file provenance)."""
     h = hashlib.sha256()
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''):
@@ -191,7 +192,7 @@ def find_release(file_name: str, dirs: Sequence[str], cache: str) -> str | None:
         if release.derive is None:
             release.check(src)
             return src
-        target = osp.join(cache, 'derived', _sha256(src)[:16], file_name)
+        target = osp.join(cache, 'derived', file_sha256(src)[:16], file_name)
         if not osp.isfile(target):
             release.derive(src, target)
         return target
