@@ -30,7 +30,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -133,7 +133,6 @@ class ReproduceConfig:
     seed: int = 0
     arms: tuple[str, ...] = tuple(a.key for a in ARMS)
     lambda_sweep: tuple[float, ...] = ()  # extra A4 arms with these λ_Q
-    extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def pretrained_path(self) -> str:
@@ -531,8 +530,8 @@ def reading(rows: list[dict[str, Any]], datasets: Sequence[str], guide: str, jud
 
 def plot_perception_distortion(rows: list[dict[str, Any]], datasets: Sequence[str], nr_metrics: Sequence[str],
                                path: str) -> None:
-    """PSNR-Y against each NR metric, one panel per (dataset, metric); arms by colour and marker with a legend
-    (no text labels beside the points, so close arms stay readable)."""
+    """PSNR-Y against each NR metric, one panel per (dataset, metric); arms by colour and marker with one legend
+    (:func:`nriqa_basicsr.plotting.labelled_scatter`: close arms stay readable)."""
     import matplotlib
 
     matplotlib.use('Agg')
@@ -540,29 +539,27 @@ def plot_perception_distortion(rows: list[dict[str, Any]], datasets: Sequence[st
     from matplotlib.ticker import MaxNLocator
 
     from nriqa_basicsr.atomic import atomic_path
+    from nriqa_basicsr.plotting import labelled_scatter
 
-    models = list(dict.fromkeys(r['model'] for r in rows))
-    markers = 'osD^vP*X'
     fig, axes = plt.subplots(len(datasets), len(nr_metrics), figsize=(3.6 * len(nr_metrics), 3.2 * len(datasets)),
                              squeeze=False)
+    panels, series = [], []
     for i, ds in enumerate(datasets):
         for j, metric in enumerate(nr_metrics):
             ax = axes[i][j]
-            for k, model in enumerate(models):
-                row = next((r for r in rows if r['model'] == model and r['dataset'] == ds), None)
-                if row is None or row.get(metric) is None or row[metric] != row[metric]:
-                    continue
-                ax.scatter(row['psnr'], row[metric], marker=markers[k % len(markers)], s=45, label=model,
-                           color=f'C{k}')
             ax.set_title(f'{ds}: {metric}', fontsize=9)
             ax.set_xlabel('PSNR-Y (dB) ↑', fontsize=8)
             ax.set_ylabel(f'{metric} {"↓" if _lower_better(metric) else "↑"}', fontsize=8)
             ax.tick_params(labelsize=7)
             ax.xaxis.set_major_locator(MaxNLocator(4))
             ax.grid(alpha=0.3)
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc='lower center', ncol=len(models), fontsize=8, frameon=False)
-    fig.tight_layout(rect=(0, 0.05, 1, 1))
+            panels.append(ax)
+            series.append([(r['model'], r['psnr'], r.get(metric, float('nan'))) for r in rows if r['dataset'] == ds])
+    labelled_scatter(fig, panels, series)
+    for ax, points in zip(panels, series):
+        if all(y != y for _, _, y in points):  # a judge measured on some sets only (IL-NIQE: cost)
+            ax.text(0.5, 0.5, 'not measured here', ha='center', va='center', fontsize=8, color='grey',
+                    transform=ax.transAxes)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
@@ -605,11 +602,6 @@ def plot_crops(image_root: str, models: Sequence[str], hr_path: str, ds_name: st
 
 
 # ---------------------------------------------------------------------------------------------------- pipeline
-def _require(path: str, what: str, fix: str) -> None:
-    if not osp.exists(path):
-        raise FileNotFoundError(f'{what}: {path} not found; {fix}.')
-
-
 def check_inputs(cfg: ReproduceConfig) -> None:
     """Every input the run reads, all missing ones reported at once."""
     problems = []
