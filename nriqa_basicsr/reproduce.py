@@ -48,6 +48,8 @@ class Arm:
     policy: str | None  # None: the released model, not trained
     iqa_loss: bool = False
     lambda_q: float | None = None  # a λ_Q sweep point (None: the run's λ_Q)
+    rank: int | None = None  # a LoRA-rank sweep point (None: the run's rank)
+    lr: float | None = None  # a learning-rate sweep point (None: the run's lr)
 
 
 ARMS: tuple[Arm, ...] = (
@@ -133,6 +135,8 @@ class ReproduceConfig:
     seed: int = 0
     arms: tuple[str, ...] = tuple(a.key for a in ARMS)
     lambda_sweep: tuple[float, ...] = ()  # extra A4 arms with these λ_Q
+    rank_sweep: tuple[int, ...] = ()      # extra A4 arms with these LoRA ranks
+    lr_sweep: tuple[float, ...] = ()      # extra A4 arms with these learning rates
 
     @property
     def pretrained_path(self) -> str:
@@ -148,14 +152,19 @@ class ReproduceConfig:
 
 
 def arms_of(cfg: ReproduceConfig) -> list[Arm]:
-    """The arms a run trains and evaluates: the chosen ones of :data:`ARMS`, then the λ_Q sweep of A4."""
+    """The arms a run trains and evaluates: the chosen ones of :data:`ARMS`, then the λ_Q, rank and lr sweeps of A4
+    (one setting changed at a time; the run's own value is not trained twice)."""
     unknown = [k for k in cfg.arms if k not in {a.key for a in ARMS}]
     if unknown:
         raise ValueError(f'unknown arm(s) {unknown}; arms: {", ".join(a.key for a in ARMS)}.')
     arms = [a for a in ARMS if a.key in cfg.arms]
     a4 = ARMS[-1]
-    arms += [Arm(f'A4_l{lam:g}', f'A4-FT-AMO+IQA-λ{lam:g}', a4.policy, True, lam) for lam in cfg.lambda_sweep
-             if lam != cfg.lambda_q]
+    arms += [Arm(f'A4_l{lam:g}', f'A4-FT-AMO+IQA-λ{lam:g}', a4.policy, True, lambda_q=lam)
+             for lam in cfg.lambda_sweep if lam != cfg.lambda_q]
+    arms += [Arm(f'A4_r{rank}', f'A4-FT-AMO+IQA-r{rank}', a4.policy, True, rank=rank)
+             for rank in cfg.rank_sweep if rank != cfg.rank]
+    arms += [Arm(f'A4_lr{lr:g}', f'A4-FT-AMO+IQA-lr{lr:g}', a4.policy, True, lr=lr)
+             for lr in cfg.lr_sweep if lr != cfg.lr]
     return arms
 
 
@@ -174,9 +183,11 @@ def arm_options(cfg: ReproduceConfig, arm: Arm, paths: dict[str, str]) -> dict[s
     val_ds = {'name': 'guard_val', 'type': 'PairedImageDataset', 'dataroot_gt': paths['val_gt'],
               'dataroot_lq': paths['val_lq'], 'filename_tmpl': '{}', 'io_backend': {'type': 'disk'}}
     guide = {cfg.guide: 1.0}
+    rank = cfg.rank if arm.rank is None else arm.rank
     train: dict[str, Any] = {
         'ema_decay': 0,  # a few hundred adapter steps: an EMA of 0.999 would stay at the released weights
-        'optim_g': {'type': 'Adam', 'lr': cfg.lr, 'weight_decay': 0, 'betas': [0.9, 0.99]},
+        'optim_g': {'type': 'Adam', 'lr': cfg.lr if arm.lr is None else arm.lr, 'weight_decay': 0,
+                    'betas': [0.9, 0.99]},
         'scheduler': {'type': 'MultiStepLR', 'milestones': [10 * p.iters], 'gamma': 0.5},
         'total_iter': p.iters, 'warmup_iter': -1,
         'pixel_opt': {'type': 'L1Loss', 'loss_weight': 1.0, 'reduction': 'mean'},
@@ -205,7 +216,7 @@ def arm_options(cfg: ReproduceConfig, arm: Arm, paths: dict[str, str]) -> dict[s
         'degradation': degradation,
         'network_g': {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 23,
                       'num_grow_ch': 32, 'scale': 4},
-        'network_g_lora': {'rank': cfg.rank, 'alpha': cfg.rank, 'dropout': 0.0},
+        'network_g_lora': {'rank': rank, 'alpha': rank, 'dropout': 0.0},
         'path': {'pretrain_network_g': paths['pretrained'], 'param_key_g': 'params_ema', 'strict_load_g': True,
                  'resume_state': None},
         'train': train,
@@ -743,7 +754,8 @@ def write_report(cfg: ReproduceConfig, rows: list[dict[str, Any]], dataset_names
              f'enhanced variants) from {", ".join(p.train_sets)} in `{cfg.shared}/datasets`; LR made on the fly '
              f"with Real-ESRGAN's second-order degradation. Same seed ({cfg.seed}), iterations ({p.iters}), batch "
              f'({p.batch}), GT crop ({p.gt_size}), LoRA rank ({cfg.rank}), learning rate ({cfg.lr:g}) for every arm; '
-             f'λ_Q = {cfg.lambda_q:g} per guide point; EMA off; GAN off. '
+             f'λ_Q = {cfg.lambda_q:g} per guide point; EMA off; GAN off (sweep arms `A4_l*`, `A4_r*`, `A4_lr*` '
+             'change only λ_Q, the rank or the learning rate of A4). '
              + ('No perceptual (VGG) term: ImageNet VGG19 weights are not available offline here. '
                 if not p.perceptual else '') + '', '',
              'Arms: A0 the released model; A1 FT-Ori (L1 to the original: the "trained longer" control); A2 FT-AMO '
@@ -822,6 +834,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--arms', nargs='+', default=list(d.arms), choices=[a.key for a in ARMS])
     parser.add_argument('--lambda-sweep', nargs='*', type=float, default=None,
                         help='extra A4 arms with these λ_Q (default: the profile\'s sweep)')
+    parser.add_argument('--rank-sweep', nargs='*', type=int, default=(), help='extra A4 arms with these LoRA ranks')
+    parser.add_argument('--lr-sweep', nargs='*', type=float, default=(), help='extra A4 arms with these learning rates')
     parser.add_argument('--write-options', metavar='DIR', help='only write the option files of the profile to DIR')
     parser.add_argument('--report-only', action='store_true',
                         help='rewrite the report from the last evaluation in --out (no training, no benchmark)')
@@ -835,7 +849,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                           lambda_q=profile.lambda_q if args.lambda_q is None else args.lambda_q, rank=args.rank,
                           lr=args.lr, seed=args.seed,
                           arms=tuple(args.arms),
-                          lambda_sweep=tuple(profile.lambda_sweep if args.lambda_sweep is None else args.lambda_sweep))
+                          lambda_sweep=tuple(profile.lambda_sweep if args.lambda_sweep is None else args.lambda_sweep),
+                          rank_sweep=tuple(args.rank_sweep), lr_sweep=tuple(args.lr_sweep))
     try:
         if args.write_options:
             files = write_option_files(cfg, gpu_paths(), args.write_options)

@@ -149,6 +149,17 @@ def test_lambda_sweep_adds_a4_arms_with_their_weight():
         rp.arms_of(rp.ReproduceConfig(arms=('A9',)))
 
 
+def test_rank_and_lr_sweeps_change_one_setting_of_a4():
+    cfg = rp.ReproduceConfig(arms=('A4',), rank=8, lr=5e-4, rank_sweep=(4, 8), lr_sweep=(1e-3,))
+    arms = rp.arms_of(cfg)
+    assert [a.key for a in arms] == ['A4', 'A4_r4', 'A4_lr0.001']
+    base, r4, lr = (rp.arm_options(cfg, a, PATHS) for a in arms)
+    assert base['network_g_lora']['rank'] == 8 and r4['network_g_lora'] == {'rank': 4, 'alpha': 4, 'dropout': 0.0}
+    assert r4['train']['optim_g']['lr'] == 5e-4 and lr['train']['optim_g']['lr'] == 1e-3
+    assert lr['network_g_lora']['rank'] == 8 and lr['train']['iqa_opt'] == base['train']['iqa_opt']
+    assert r4['name'] != base['name'] != lr['name']  # own experiment folders: the main A4 run is not archived
+
+
 def test_guard_set_is_held_out_and_large_enough_for_niqe(tmp_path):
     folder = tmp_path / 'General100'
     folder.mkdir()
