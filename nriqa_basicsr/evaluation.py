@@ -15,6 +15,7 @@ from basicsr.utils.matlab_functions import imresize
 
 from nriqa_basicsr.atomic import atomic_path
 from nriqa_basicsr.best_checkpoint import TrainingRun, write_checkpoint_summary
+from nriqa_basicsr.data.image_io import list_images
 from nriqa_basicsr.iqa import WeightsNotFoundError, build_scorer, get_metric_info
 from nriqa_basicsr.metrics.nriqa_metric import image_to_tensor, report_metric
 from nriqa_basicsr.plotting import labelled_scatter
@@ -22,7 +23,6 @@ from nriqa_basicsr.plotting import labelled_scatter
 __all__ = ['MetricSuite', 'TestPair', 'bicubic_upscale', 'checkpoint_series', 'list_pairs', 'load_pair', 'summarize',
            'write_reports', 'write_run_reports']
 
-_IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff')
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,7 @@ def list_pairs(hr_dir: str, lr_dir: str | None = None, lr_tmpl: str = '{}') -> l
     """HR images of a folder, each with its LR file ``lr_tmpl.format(stem)`` when ``lr_dir`` is given."""
     if not osp.isdir(hr_dir):
         raise FileNotFoundError(f'{hr_dir}: no such folder.')
-    names = sorted(f for f in os.listdir(hr_dir) if f.lower().endswith(_IMAGE_EXTS))
+    names = list_images(hr_dir)
     if not names:
         raise ValueError(f'{hr_dir}: no images found.')
     pairs = []

@@ -232,11 +232,11 @@ def arm_options(cfg: ReproduceConfig, arm: Arm, paths: dict[str, str]) -> dict[s
 
 # ---------------------------------------------------------------------------------------------------- data
 def _list_images(folder: str) -> list[str]:
-    from nriqa_basicsr.evaluation import _IMAGE_EXTS
+    from nriqa_basicsr.data.image_io import list_images
 
     if not osp.isdir(folder):
         raise FileNotFoundError(f'{folder}: no such folder (is ../shared beside the checkout? --shared DIR).')
-    return sorted(f for f in os.listdir(folder) if f.lower().endswith(_IMAGE_EXTS))
+    return list_images(folder)
 
 
 def degrade_test_set(hr_dir: str, out_dir: str, seed: int, scale: int = 4, names: Sequence[str] | None = None,

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import os.path as osp
 import sys
 
@@ -40,10 +39,9 @@ from tqdm import tqdm  # noqa: E402
 
 from nriqa_basicsr.atomic import atomic_path  # noqa: E402
 from nriqa_basicsr.best_checkpoint import resolve_model_spec  # noqa: E402
+from nriqa_basicsr.data.image_io import list_images  # noqa: E402
 from nriqa_basicsr.inference import checked_scale, load_generator_and_arch, upscale_image  # noqa: E402
 from nriqa_basicsr.output_guard import OutputPathError, claim_output_dir, guard_output_files  # noqa: E402
-
-_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -66,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="replace existing outputs (only in a folder upscale.py made; never the inputs)")
     args = parser.parse_args(argv)
     if osp.isdir(args.input):
-        files = sorted(osp.join(args.input, f) for f in os.listdir(args.input) if f.lower().endswith(_EXTS))
+        files = [osp.join(args.input, f) for f in list_images(args.input)]
     elif osp.isfile(args.input):
         files = [args.input]
     else:

@@ -39,7 +39,7 @@ import cv2
 import numpy as np
 
 from nriqa_basicsr.data.enhancers import DEMO_ENHANCERS, build_enhancers
-from nriqa_basicsr.data.image_io import decode_image
+from nriqa_basicsr.data.image_io import IMAGE_EXTENSIONS, decode_image, list_images
 from nriqa_basicsr.output_guard import claim_output_dir, guard_output_dir
 
 __all__ = ['BUILD_INFO', 'TOOL', 'BuildError', 'BuildSummary', 'MultiGTBuildConfig', 'atomic_output_dir',
@@ -47,7 +47,6 @@ __all__ = ['BUILD_INFO', 'TOOL', 'BuildError', 'BuildSummary', 'MultiGTBuildConf
 
 TOOL = 'build_multigt.py'  # the owner named in output_guard's marker
 BUILD_INFO = 'build.json'  # config and summary, inside the output (the ownership marker lives beside it)
-_IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 # earlier versions marked their output with this file *inside* it, naming the tool as below
 _OLD_MARKER = '.nriqa-build-multigt.json'
 _OLD_TOOLS = {'nriqa_basicsr.data.build_multigt': TOOL, 'scripts/make_demo_data.py': 'make_demo_data.py'}
@@ -171,9 +170,9 @@ def folder_sources(hr_dirs: Sequence[str]) -> list[tuple[str, Callable[[], np.nd
     for folder in hr_dirs:
         if not osp.isdir(folder):
             raise BuildError(f'HR folder {folder}: no such folder.')
-        names = sorted(n for n in os.listdir(folder) if osp.splitext(n)[1].lower() in _IMAGE_EXTS)
+        names = list_images(folder)
         if not names:
-            raise BuildError(f'HR folder {folder}: no images ({", ".join(_IMAGE_EXTS)}).')
+            raise BuildError(f'HR folder {folder}: no images ({", ".join(IMAGE_EXTENSIONS)}).')
         for name in names:
             stem, path = osp.splitext(name)[0], osp.join(folder, name)
             if stem in sources:

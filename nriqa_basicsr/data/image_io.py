@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 
-__all__ = ['ImageReadError', 'decode_image']
+__all__ = ['IMAGE_EXTENSIONS', 'ImageReadError', 'decode_image', 'is_image_file', 'list_images']
+
+# Files every tool reads as images (lower-case; OpenCV decodes all of them).
+IMAGE_EXTENSIONS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
+
+
+def is_image_file(name: str) -> bool:
+    return os.path.splitext(name)[1].lower() in IMAGE_EXTENSIONS
+
+
+def list_images(folder: str) -> list[str]:
+    """Sorted file names of the images directly in ``folder`` (no sub-folders)."""
+    return sorted(n for n in os.listdir(folder) if is_image_file(n) and os.path.isfile(os.path.join(folder, n)))
 
 
 class ImageReadError(ValueError):

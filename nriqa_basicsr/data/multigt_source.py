@@ -24,14 +24,13 @@ from typing import Any
 import numpy as np
 from basicsr.utils import FileClient
 
-from nriqa_basicsr.data.image_io import decode_image
+from nriqa_basicsr.data.image_io import decode_image, is_image_file
 from nriqa_basicsr.data.labels import NO_LABEL, effective_labels, read_hggt_label_file
 
 __all__ = ['HGGT_VARIANTS', 'LmdbReadError', 'MultiGTSource', 'MultiGTLayoutError', 'add_source_arguments',
            'check_lmdb_size', 'lmdb_get', 'open_lmdb_client', 'source_from_args']
 
 HGGT_VARIANTS = ('original', '01', '02', '03', '04')
-_IMAGE_EXTS = ('.png', '.jpg', '.jpeg', '.bmp', '.tif', '.tiff', '.webp')
 
 
 class MultiGTLayoutError(ValueError):
@@ -188,9 +187,8 @@ class MultiGTSource:
         for variant, folder in folders.items():
             stems = {}
             for entry in os.scandir(folder):
-                base, ext = osp.splitext(entry.name)
-                if ext.lower() in _IMAGE_EXTS and entry.is_file():
-                    stems[base] = entry.name
+                if is_image_file(entry.name) and entry.is_file():
+                    stems[osp.splitext(entry.name)[0]] = entry.name
             stems_by_variant[variant] = stems
         names = sorted(stems_by_variant[self.variants[0]])
         if not names:
