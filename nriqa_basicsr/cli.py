@@ -57,7 +57,25 @@ RETIRED = {'--out': '--output', '--batch': '--batch-size', '--data': '--dataroot
            '--json': '--output'}
 
 # console script -> module with build_parser() and main(); the same list as setup.py's entry points (tested)
-COMMANDS: dict[str, str] = {}
+COMMANDS: dict[str, str] = {
+    'nriqa-analyze-iqa': 'nriqa_basicsr.analysis',
+    'nriqa-bench-dataset': 'nriqa_basicsr.bench.dataset',
+    'nriqa-bench-precision': 'nriqa_basicsr.bench.precision',
+    'nriqa-bench-scoring': 'nriqa_basicsr.bench.scoring',
+    'nriqa-bench-step': 'nriqa_basicsr.bench.step',
+    'nriqa-benchmark': 'nriqa_basicsr.benchmark',
+    'nriqa-build-multigt': 'nriqa_basicsr.data.build_multigt',
+    'nriqa-check': 'nriqa_basicsr.preflight',
+    'nriqa-convert-iqa-weights': 'nriqa_basicsr.iqa.convert',
+    'nriqa-create-lmdb': 'nriqa_basicsr.data.lmdb',
+    'nriqa-demo': 'nriqa_basicsr.demo.run',
+    'nriqa-detect-arch': 'nriqa_basicsr.archs.detect',
+    'nriqa-make-demo-data': 'nriqa_basicsr.demo.data',
+    'nriqa-merge-lora': 'nriqa_basicsr.merge_lora',
+    'nriqa-reproduce': 'nriqa_basicsr.reproduce',
+    'nriqa-score-gts': 'nriqa_basicsr.data.scoring',
+    'nriqa-upscale': 'nriqa_basicsr.upscale',
+}
 
 
 def add_opt(parser: argparse.ArgumentParser, required: bool = True, help: str | None = None) -> None:
