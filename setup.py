@@ -20,7 +20,7 @@ setup(
     python_requires='>=3.9,<3.13',
     packages=find_packages(exclude=('options', 'scripts', 'tests', 'experiments', 'results', 'tb_logger')),
     install_requires=[
-        'torch>=2.0', 'torchvision', 'basicsr==1.4.2', 'pyiqa==0.1.16', 'lmdb<2', 'opencv-python', 'pyyaml',
+        'torch>=2.3', 'torchvision', 'basicsr==1.4.2', 'pyiqa==0.1.16', 'lmdb<2', 'opencv-python', 'pyyaml',
         'numpy', 'scipy', 'scikit-image', 'tqdm', 'matplotlib', 'safetensors', 'peft', 'setuptools<81',
     ],
     entry_points={'console_scripts': [

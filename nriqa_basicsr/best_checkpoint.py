@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from nriqa_basicsr.atomic import TMP_PREFIX, atomic_path
+from nriqa_basicsr.checkpoint import ADAPTER_FILE, BEST_FILE, ITER_FILE, LATEST_ADAPTER_FILE, LATEST_FILE, best_file
 from nriqa_basicsr.guard import (
     GuardConfig,
     GuardReport,
@@ -40,16 +41,12 @@ from nriqa_basicsr.guard import (
     parse_guard_options,
 )
 
-__all__ = ['INDEX_NAME', 'BestCheckpoints', 'RunCheckpoint', 'TrainingRun', 'ValidationTracker', 'best_per_metric',
-           'guard_roles', 'load_run', 'plot_metric_curves', 'resolve_checkpoint', 'resolve_model_spec',
-           'run_checkpoints', 'run_option_file', 'write_checkpoint_summary', 'write_run_summary']
+__all__ = ['INDEX_NAME', 'BestCheckpoints', 'RunCheckpoint', 'TrackedValidation', 'TrainingRun', 'ValidationTracker',
+           'best_per_metric', 'guard_roles', 'load_run', 'plot_metric_curves', 'resolve_checkpoint',
+           'resolve_model_spec', 'run_checkpoints', 'run_option_file', 'write_checkpoint_summary', 'write_run_summary']
 
 INDEX_NAME = 'best.json'
-_BEST_FILE = re.compile(r'^net_g_best_(\d+)\.pth$')
-
-
-def best_filename(iteration: int) -> str:
-    return f'net_g_best_{iteration}.pth'
+best_filename = best_file  # the name this module has always used
 
 
 def _clean(values: Mapping[str, Any]) -> dict[str, float | None]:
@@ -132,7 +129,7 @@ class BestCheckpoints:
 
     def _remove_unreferenced(self) -> None:
         for path in glob.glob(osp.join(self.models_dir, 'net_g_best_*.pth')):
-            match = _BEST_FILE.match(osp.basename(path))
+            match = BEST_FILE.fullmatch(osp.basename(path))
             if match and int(match.group(1)) not in self.kept:
                 os.remove(path)
 
@@ -153,9 +150,9 @@ def resolve_checkpoint(spec_or_experiment_dir: str, which: str = 'best') -> str:
         spec_or_experiment_dir
     if which == 'latest':
         for folder in (osp.join(spec, 'models'), spec):
-            if osp.isfile(osp.join(folder, 'net_g_latest.pth')):
-                return osp.join(folder, 'net_g_latest.pth')
-        raise FileNotFoundError(f'{spec}: no net_g_latest.pth (the run has not finished).')
+            if osp.isfile(osp.join(folder, LATEST_FILE)):
+                return osp.join(folder, LATEST_FILE)
+        raise FileNotFoundError(f'{spec}: no {LATEST_FILE} (the run has not finished).')
     match = re.fullmatch(r'best(\d*)', which)
     if not match:
         raise ValueError(f'which={which!r}: expected best, best<k> (k-th best) or latest.')
@@ -199,9 +196,8 @@ def run_option_file(experiment: str) -> tuple[str, dict[str, Any]] | None:
 # ------------------------------------------------------------------------------------------ all checkpoints
 # generator files of a run's models folder and their preference among the files of one iteration (lower wins:
 # full weights before adapters); the _latest ones stand at the run's last iteration
-_ITER_FILES = ((re.compile(r'net_g_(\d+)\.pth'), False), (_BEST_FILE, False),
-               (re.compile(r'net_g_lora_(\d+)\.pth'), True))
-_LATEST_FILES = {'net_g_latest.pth': 1.5, 'net_g_lora_latest.pth': 3}
+_ITER_FILES = ((ITER_FILE, False), (BEST_FILE, False), (ADAPTER_FILE, True))
+_LATEST_FILES = {LATEST_FILE: 1.5, LATEST_ADAPTER_FILE: 3}
 # how a benchmark names a validation metric block's computation (BasicSR / nriqa_basicsr metric types)
 _METRIC_TYPES = {'calculate_psnr': 'psnr', 'calculate_ssim': 'ssim', 'calculate_niqe': 'niqe'}
 
@@ -290,10 +286,10 @@ def _generator_file(fname: str, latest_iteration: int | None) -> tuple[int, floa
     """(iteration, preference: lower wins, adapters) of a file of a run's ``models`` folder, or None."""
     for preference, (pattern, adapters) in enumerate(_ITER_FILES):
         match = pattern.fullmatch(fname)
-        if match:
+        if match and match.group(1).isdigit():
             return int(match.group(1)), preference, adapters
     if fname in _LATEST_FILES and latest_iteration is not None:
-        return latest_iteration, _LATEST_FILES[fname], fname.startswith('net_g_lora')
+        return latest_iteration, _LATEST_FILES[fname], fname == LATEST_ADAPTER_FILE
     return None
 
 
@@ -613,3 +609,41 @@ class ValidationTracker:
             logger.error(message)
             raise GuardStop(message)
         return report
+
+
+class TrackedValidation:
+    """Mixin for a BasicSR model: after each validation :class:`ValidationTracker` keeps the best checkpoints
+    and watches for reward hacking (``val.best`` / ``val.guard``); a guard stop on rank 0 (the only rank that
+    validates under DDP) stops every rank. The model provides ``_save_best(filename)``; ``validating`` is true
+    while a validation runs."""
+
+    validating = False
+
+    def validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool = False) -> None:
+        from nriqa_basicsr.guard import GuardStop
+        from nriqa_basicsr.step_guard import on_any_rank
+
+        stopped = None
+        try:
+            super().validation(dataloader, current_iter, tb_logger, save_img)
+        except GuardStop as exc:
+            stopped = exc
+        if on_any_rank(stopped is not None, self.device, bool(self.opt.get('dist'))) and stopped is None:
+            stopped = GuardStop(f'iter {current_iter}: training stopped by the reward-hacking guard on rank 0 '
+                                f'(its log has the numbers).')
+        if stopped is not None:
+            raise stopped
+
+    def nondist_validation(self, dataloader: Any, current_iter: int, tb_logger: Any, save_img: bool) -> None:
+        self.validating = True
+        try:
+            super().nondist_validation(dataloader, current_iter, tb_logger, save_img)
+        finally:
+            self.validating = False
+        val = self.opt.get('val') or {}
+        if not self.is_train or not getattr(self, 'metric_results', None) or not ('best' in val or 'guard' in val):
+            return
+        if getattr(self, 'val_tracker', None) is None:
+            self.val_tracker = ValidationTracker(self.opt, getattr(self, '_resume_iter', None))
+        self.val_tracker.update(dataloader.dataset.opt['name'], current_iter, self.metric_results, self._save_best,
+                                tb_logger)

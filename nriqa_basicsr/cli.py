@@ -14,12 +14,14 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ['COMMANDS', 'VOCABULARY', 'add_batch_size', 'add_device', 'add_network_g', 'add_no_progress',
-           'add_opt', 'add_output', 'add_overwrite', 'add_seed', 'add_weights_dir', 'build_parser_of',
-           'flag_table', 'parse_network_g']
+__all__ = ['COMMANDS', 'README_BEGIN', 'README_END', 'RETIRED', 'VOCABULARY', 'add_batch_size', 'add_dataroot',
+           'add_device', 'add_network_g', 'add_no_progress', 'add_opt', 'add_output', 'add_overwrite',
+           'add_param_key', 'add_scale', 'add_seed', 'add_tile', 'add_weights_dir', 'build_parser_of', 'flag_table',
+           'main', 'parse_network_g', 'readme_table', 'readme_with_table', 'resolve_device']
 
 # Shared flags: the meaning every tool gives them (tool-specific detail goes into the tool's --help only).
 VOCABULARY: dict[str, str] = {
@@ -35,16 +37,23 @@ VOCABULARY: dict[str, str] = {
     '--network-g': 'architecture of a `.pth` model: an arch name with its stock defaults or a JSON `network_g` '
                    '(default: read from the weights)',
     '--param-key': 'checkpoint key of the weights (default `params_ema`, falling back to `params`)',
-    '--scale': 'upscaling factor; checked against the network\'s own (default: the network\'s)',
+    '--scale': 'upscaling factor (of a network: checked against its own, which is the default)',
     '--model': 'a generator: checkpoint `.pth`, option file `.yml` or training run `experiments/NAME[@best|@latest]`',
     '--dataroot': 'the input dataset folder the tool reads (never written to)',
+    '--layout': 'multi-GT folder layout: `hggt` (HGGT\'s file names) or `generic` (`--variants`, `--filename-tmpl`)',
+    '--variants': 'GT variant names, original first (generic layout)',
+    '--filename-tmpl': 'stem template of the non-original variants, e.g. `{name}_{variant}` (generic layout)',
+    '--lq-filename-tmpl': 'LQ (LR) file stem from the GT (HR) stem, e.g. `{}x4`',
+    '--demo-data': 'the demo data folder: read when present, made there (`nriqa-make-demo-data`) when missing',
+    '--adapters': 'an FT run\'s LoRA adapters `net_g_lora_<iter>.pth` (with the FT option file)',
+    '--guide': 'the NR-IQA metric that guides training (AMO selection and the NR-IQA loss)',
     '--metrics': 'IQA metric names (pyiqa names, `niqe_matlab_y`, or registered custom models)',
     '--tile': 'LR tile size for large images (0: the whole image at once)',
     '--tile-pad': 'overlap of neighbouring tiles, in LR pixels',
     '--iters': 'timed (or trained) iterations',
     '--warmup': 'untimed iterations before timing',
     '--gt-size': 'GT (HR) crop size in pixels',
-    '--amp': 'autocast precision on CUDA: `bf16`, `fp16` or `off`',
+    '--amp': 'autocast precision on CUDA: `bf16` or `fp16`',
     '--groups': 'number of multi-GT groups (samples) to generate',
     '--size': 'image / patch size in pixels',
     '--workers': 'data-loader worker processes',
@@ -118,6 +127,34 @@ def add_network_g(parser: argparse.ArgumentParser) -> None:
     parser.add_argument('--network-g', metavar='ARCH|JSON', help=VOCABULARY['--network-g'])
 
 
+def add_scale(parser: argparse.ArgumentParser, help: str | None = None) -> None:
+    parser.add_argument('--scale', type=int, metavar='N', help=help or VOCABULARY['--scale'])
+
+
+def add_param_key(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument('--param-key', metavar='KEY', help=VOCABULARY['--param-key'])
+
+
+def add_tile(parser: argparse.ArgumentParser, tile_pad: int = 16) -> None:
+    """``--tile`` and ``--tile-pad`` (inference in overlapping LR tiles)."""
+    parser.add_argument('--tile', type=int, default=0, metavar='N', help=VOCABULARY['--tile'] + ' (default: 0)')
+    parser.add_argument('--tile-pad', type=int, default=tile_pad, metavar='N',
+                        help=f'{VOCABULARY["--tile-pad"]} (default: {tile_pad})')
+
+
+def add_dataroot(parser: argparse.ArgumentParser, required: bool = False, help: str | None = None) -> None:
+    parser.add_argument('--dataroot', required=required, metavar='DIR', help=help or VOCABULARY['--dataroot'])
+
+
+def resolve_device(value: str | None) -> str:
+    """``--device`` as torch takes it: ``auto`` (or None) is CUDA when available, else the CPU."""
+    if value in (None, '', 'auto'):
+        import torch
+
+        return 'cuda' if torch.cuda.is_available() else 'cpu'
+    return value
+
+
 # stock hyper-parameters of ``--network-g NAME`` (the released x``scale`` models of each family)
 _STOCK: dict[str, dict[str, Any]] = {
     'RRDBNet': {'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64, 'num_block': 23, 'num_grow_ch': 32},
@@ -171,6 +208,27 @@ def _flags(parser: argparse.ArgumentParser) -> dict[str, str]:
     return out
 
 
+README_BEGIN, README_END = '<!-- cli-flags:begin -->', '<!-- cli-flags:end -->'
+
+
+def readme_with_table(text: str, table: str | None = None) -> str:
+    """``text`` (the README) with the block between :data:`README_BEGIN` / :data:`README_END` replaced by
+    ``table`` (default: :func:`flag_table`); nothing else changes."""
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f'no {README_BEGIN} ... {README_END} block to replace (add both markers first).')
+    table = flag_table() if table is None else table
+    return text[:begin + len(README_BEGIN)] + '\n' + table + '\n' + text[end:]
+
+
+def readme_table(text: str) -> str:
+    """The flag table as the README holds it (between the markers)."""
+    begin, end = text.find(README_BEGIN), text.find(README_END)
+    if begin < 0 or end < begin:
+        raise ValueError(f'no {README_BEGIN} ... {README_END} block.')
+    return text[begin + len(README_BEGIN):end].strip('\n')
+
+
 def flag_table(commands: Sequence[str] | None = None) -> str:
     """The README's CLI flag table: shared flags with their one meaning and the tools that take them, then each
     tool's own flags."""
@@ -182,9 +240,50 @@ def flag_table(commands: Sequence[str] | None = None) -> str:
             users.setdefault(flag, []).append(command)
     lines = ['| flag | meaning | tools |', '|---|---|---|']
     for flag in sorted(f for f in users if f in VOCABULARY):
-        lines.append(f'| `{flag}` | {VOCABULARY[flag]} | {", ".join(f"`{c}`" for c in users[flag])} |')
+        meaning = VOCABULARY[flag].replace('|', '\\|')  # a bare | would end the table cell, even in `code`
+        lines.append(f'| `{flag}` | {meaning} | {", ".join(f"`{c}`" for c in users[flag])} |')
     lines += ['', '| tool | its own flags |', '|---|---|']
     for command, flags in per_tool.items():
         own = [f'`{f}`' for f in flags if f not in VOCABULARY]
         lines.append(f'| `{command}` | {", ".join(own) or "–"} |')
     return '\n'.join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m nriqa_basicsr.cli``: print the flag table, or write it into a README (``--write-readme``) or
+    check that the README's copy is current (``--check``)."""
+    parser = argparse.ArgumentParser(prog='python -m nriqa_basicsr.cli', description=main.__doc__)
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument('--write-readme', metavar='FILE', help=f'replace the {README_BEGIN} block of FILE')
+    group.add_argument('--check', metavar='FILE', help="exit 1 when FILE's block differs from the tools' parsers")
+    args = parser.parse_args(argv)
+    if args.write_readme:
+        with open(args.write_readme, encoding='utf-8') as f:
+            text = f.read()
+        try:
+            new = readme_with_table(text)
+        except ValueError as exc:
+            parser.error(f'--write-readme {args.write_readme}: {exc}')
+        if new != text:
+            with open(args.write_readme, 'w', encoding='utf-8') as f:
+                f.write(new)
+        print(f'{args.write_readme}: flag table {"updated" if new != text else "already current"}')
+        return 0
+    if args.check:
+        with open(args.check, encoding='utf-8') as f:
+            text = f.read()
+        try:
+            current = readme_table(text) == flag_table()
+        except ValueError as exc:
+            parser.error(f'--check {args.check}: {exc}')
+        if not current:
+            print(f'{args.check}: the flag table is stale; run python -m nriqa_basicsr.cli --write-readme '
+                  f'{args.check}', file=sys.stderr)
+            return 1
+        return 0
+    print(flag_table())
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

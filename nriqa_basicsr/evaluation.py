@@ -24,7 +24,6 @@ __all__ = ['MetricSuite', 'TestPair', 'bicubic_upscale', 'checkpoint_series', 'l
            'write_reports', 'write_run_reports']
 
 
-
 @dataclass(frozen=True)
 class TestPair:
     name: str
@@ -47,7 +46,8 @@ def list_pairs(hr_dir: str, lr_dir: str | None = None, lr_tmpl: str = '{}') -> l
             candidates = [osp.join(lr_dir, lr_tmpl.format(stem) + e) for e in (ext, '.png')]
             lr_path = next((c for c in candidates if osp.isfile(c)), None)
             if lr_path is None:
-                raise FileNotFoundError(f'{osp.join(hr_dir, fname)}: no LR image {candidates[0]} (check --lr-tmpl).')
+                raise FileNotFoundError(f'{osp.join(hr_dir, fname)}: no LR image {candidates[0]} '
+                                        f'(check --lq-filename-tmpl).')
         pairs.append(TestPair(stem, osp.join(hr_dir, fname), lr_path))
     return pairs
 
@@ -88,7 +88,7 @@ class MetricSuite:
     """
 
     def __init__(self, names: Sequence[str], scale: int, y_channel: bool = True, device: str | None = None,
-                 weights_dir: str | None = None, niqe_variant: str = 'matlab') -> None:
+                 weights_dir: str | Sequence[str] | None = None, niqe_variant: str = 'matlab') -> None:
         self.scale, self.y_channel, self.niqe_variant = scale, y_channel, niqe_variant
         self.skipped: dict[str, str] = {}
         self.better: dict[str, str] = {}
@@ -240,7 +240,7 @@ def checkpoint_series(run: TrainingRun, summary: list[dict], metrics: Sequence[s
 
 
 def write_run_reports(out: str, run: TrainingRun, summary: list[dict], suite: MetricSuite) -> dict[str, str]:
-    """``benchmark.py --run``: ``run_summary.png`` (metrics over the run's iterations) and ``run_summary.md``
+    """``nriqa-benchmark --run``: ``run_summary.png`` (metrics over the run's iterations) and ``run_summary.md``
     (best checkpoint per criterion) under ``out`` (:func:`~nriqa_basicsr.best_checkpoint.write_checkpoint_summary`)."""
     series, images = checkpoint_series(run, summary, suite.names)
     if not series:

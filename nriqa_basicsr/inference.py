@@ -4,24 +4,22 @@ from __future__ import annotations
 
 import os
 import os.path as osp
-import re
 import sys
 from typing import Any
 
 import numpy as np
 import torch
-from basicsr.archs import build_network
 
 from nriqa_basicsr.archs.detect import AUTO_ARCH, load_network_file, network_scale, resolve_auto_network_g
-from nriqa_basicsr.archs.lora import inject_lora, load_lora_state_dict
-from nriqa_basicsr.models.nriqa_model import load_checkpoint_params, load_matching
+from nriqa_basicsr.checkpoint import ADAPTER_FILE, INFERENCE_KEY, LATEST_FILE, PARAMS_EMA, build_generator
+from nriqa_basicsr.checkpoint import base_key as key_of_base
+from nriqa_basicsr.precision import Precision
 from nriqa_basicsr.yaml_io import load_option_file
 
 __all__ = ['FTResultNotFoundError', 'adapted_generator', 'checked_scale', 'ft_result', 'load_generator',
            'load_generator_and_arch', 'upscale_image']
 
 _REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-_ADAPTER_FILE = re.compile(r'^net_g_lora_(\d+|latest)\.pth$')
 
 
 class FTResultNotFoundError(FileNotFoundError):
@@ -51,13 +49,13 @@ def ft_result(opt: dict[str, Any], spec: str) -> tuple[str, str]:
     searched = _experiment_dirs(opt, spec)
     for exp in searched:
         models = osp.join(exp, 'models')
-        merged = osp.join(models, 'net_g_latest.pth')
+        merged = osp.join(models, LATEST_FILE)
         if osp.isfile(merged):  # written once, at the end of training: adapters merged into stock keys
             return 'merged', merged
-        adapters = [f for f in (os.listdir(models) if osp.isdir(models) else []) if _ADAPTER_FILE.match(f)]
+        adapters = [f for f in (os.listdir(models) if osp.isdir(models) else []) if ADAPTER_FILE.fullmatch(f)]
         if adapters:
             def iteration(f: str) -> float:
-                it = _ADAPTER_FILE.match(f).group(1)
+                it = ADAPTER_FILE.fullmatch(f).group(1)
                 return float('inf') if it == 'latest' else int(it)
             return 'adapters', osp.join(models, max(adapters, key=iteration))
     base = (opt.get('path') or {}).get('pretrain_network_g')
@@ -75,18 +73,17 @@ def _note(message: str) -> None:
 
 def adapted_generator(network_g: dict[str, Any], lora_opt: dict[str, Any], base: str, base_key: str | None,
                       adapters: str, adapter_key: str) -> torch.nn.Module:
-    """Base checkpoint + LoRA injection + adapter weights (an FT run's ``net_g_lora_<iter>.pth``)."""
-    net = build_network(dict(network_g))
-    load_matching(net, load_checkpoint_params(base, base_key or 'params_ema'), base, strict=True)
-    inject_lora(net, lora_opt, network_g['type'])
-    load_lora_state_dict(net, load_checkpoint_params(adapters, adapter_key), f'{adapters} [{adapter_key}]')
-    return net
+    """Base checkpoint (``base_key``: the FT option file's ``param_key_g``, else ``params``) + LoRA injection + the
+    adapter set ``adapter_key`` of an FT run's ``net_g_lora_<iter>.pth`` (the key rule:
+    :mod:`nriqa_basicsr.checkpoint`)."""
+    return build_generator(network_g, base, key_of_base(base_key), True, lora_opt, adapters, adapter_key)
 
 
 def load_generator(spec: str, network_g: dict[str, Any] | None = None, param_key: str | None = None,
                    device: str | torch.device = 'cpu', adapters: str | None = None) -> torch.nn.Module:
     """A generator in eval mode from a BasicSR option file (``network_g`` + ``path.pretrain_network_g``) or from a
-    checkpoint ``.pth``. ``param_key`` defaults to ``params_ema`` (falls back to ``params``).
+    checkpoint ``.pth``. ``param_key`` defaults to the option file's ``param_key_g`` (else ``params``, as training
+    reads it) and, for a ``.pth`` alone, to ``params_ema``; every key falls back to ``params``.
 
     Without ``network_g`` (a ``.pth`` alone, or ``network_g: {type: auto}`` in the option file) the architecture
     is detected from the weights (:mod:`nriqa_basicsr.archs.detect`). ``adapters`` (an FT run's
@@ -120,9 +117,8 @@ def load_generator_and_arch(spec: str, network_g: dict[str, Any] | None = None, 
             kind, found = ft_result(opt, spec)
             if kind == 'merged':  # stock architecture keys: load like any checkpoint of network_g
                 _note(f'{spec} is an FT option file: evaluating its run\'s merged result {found}.')
-                net = build_network(dict(network_g))
-                # its keys are the FT run's own (params_ema, else params), not the base's param_key_g
-                load_matching(net, load_checkpoint_params(found, 'params_ema'), found, strict=True)
+                # the run's own file: its EMA set (else params), not the base's param_key_g
+                net = build_generator(network_g, found, PARAMS_EMA)
                 return net.eval().to(device), dict(network_g)
             _note(f'{spec} is an FT option file: evaluating base {path} + its run\'s adapters {found}.')
             adapters = found
@@ -138,12 +134,12 @@ def load_generator_and_arch(spec: str, network_g: dict[str, Any] | None = None, 
         if lora_opt is None:
             raise ValueError(f'--adapters {adapters} needs an option file with network_g_lora (the FT option file).')
         # the base of an FT run is the stage-one checkpoint named in its option file, with its own param key
-        net = adapted_generator(network_g, lora_opt, path, param_key, adapters, 'params_ema')
+        net = adapted_generator(network_g, lora_opt, path, param_key, adapters, PARAMS_EMA)
     elif network_g is None:  # a checkpoint alone: read its architecture from the weights
         net, network_g = load_network_file(path, param_key)
     else:
-        net = build_network(dict(network_g))
-        load_matching(net, load_checkpoint_params(path, param_key or 'params_ema'), path, strict=True)
+        # an option file's base is read as training reads it (param_key_g, else params); a bare .pth as released
+        net = build_generator(network_g, path, key_of_base(param_key) if path != spec else param_key or INFERENCE_KEY)
     return net.eval().to(device), dict(network_g)
 
 
@@ -171,11 +167,11 @@ def upscale_image(net: torch.nn.Module, lr: np.ndarray, scale: int, tile: int = 
     x = torch.from_numpy(np.ascontiguousarray(lr[..., ::-1], dtype=np.float32) / 255).permute(2, 0, 1)[None]
     x = x.to(device)
 
+    precision = Precision(amp_dtype if device.type == 'cuda' else None)
+
     def run(inp: torch.Tensor) -> torch.Tensor:
-        if amp_dtype is not None and device.type == 'cuda':
-            with torch.autocast('cuda', dtype=amp_dtype):
-                return net(inp).float()
-        return net(inp)
+        with precision.autocast():
+            return net(inp).float()
 
     if tile <= 0:
         out = run(x)

@@ -2,8 +2,9 @@
 
 BasicSR ignores unknown keys and builds validation metrics only at the first validation, so a typo in a metric
 name would surface hours into a run. :func:`prepare_options` runs right after BasicSR parses the YAML (see
-``nriqa_basicsr.pipeline``), reports every problem at once, and fills BasicSR's ``better`` key of our metric
-blocks from the metric's direction.
+``nriqa_basicsr.pipeline``), decodes each section we own through its schema (:mod:`nriqa_basicsr.config`),
+adds the checks across sections, files and the metric registry, reports every problem at once, and fills
+BasicSR's ``better`` key of our metric blocks from the metric's direction.
 """
 
 from __future__ import annotations
@@ -12,248 +13,149 @@ import difflib
 import os.path as osp
 from typing import Any
 
+from nriqa_basicsr.config.schema import OptionsError, decode
+from nriqa_basicsr.config.sections import (
+    METRIC_MODES,
+    NRIQA_TOP_KEYS,
+    NRIQA_TRAIN_KEYS,
+    DegradationOptions,
+    LoRAOptions,
+    MetricOptions,
+    MultiGTOptions,
+    NRIQALossOptions,
+    NRIQATrainOptions,
+)
 from nriqa_basicsr.guard import check_guard_options
 from nriqa_basicsr.iqa import UnknownMetricError, get_metric_info
 
 __all__ = ['OptionsError', 'check_option_structure', 'check_train_loader', 'prepare_options']
 
-_METRIC_MODES = {'calculate_nriqa': 'NR', 'calculate_fr_iqa': 'FR'}
-
-# Keys of a MultiGTDataset block: its own (README option reference), the blur-kernel options of the blind
-# degradation (BasicSR's RealESRGANDataset names, optional suffix 2), and what BasicSR's loader reads.
-_KERNEL_KEYS = ('blur_kernel_size', 'kernel_range', 'kernel_list', 'kernel_prob', 'sinc_prob', 'blur_sigma',
-                'betag_range', 'betap_range')
-MULTIGT_KEYS = frozenset({
-    'type', 'name', 'phase', 'scale', 'dataroot_gt', 'dataroot_label', 'dataroot_lq', 'layout', 'gt_variants',
-    'filename_tmpl', 'io_backend', 'lq_mode', 'lq_filename_tmpl', 'lq_ext', 'gt_size', 'use_hflip', 'use_rot',
-    'drop_without_positive', 'report_counts', 'score_file', 'score_metrics', 'score_norm', 'final_sinc_prob',
-    *_KERNEL_KEYS, *(f'{k}2' for k in _KERNEL_KEYS if k not in ('blur_kernel_size', 'kernel_range')),
-    'num_worker_per_gpu', 'batch_size_per_gpu', 'dataset_enlarge_ratio', 'prefetch_mode', 'pin_memory',
-    'persistent_workers', 'use_shuffle',
-})
-
-
-# Expected types (or allowed values) of the keys we read; checked before anything is built.
-_ANY_NUMBER = (int, float)
-MULTIGT_TYPES: dict[str, Any] = {
-    'dataroot_gt': str, 'dataroot_label': str, 'dataroot_lq': str, 'layout': ('hggt', 'generic'),
-    'gt_variants': list, 'filename_tmpl': str, 'io_backend': dict, 'lq_mode': ('paired', 'bicubic', 'realesrgan'),
-    'lq_filename_tmpl': str, 'lq_ext': str, 'gt_size': int, 'use_hflip': bool, 'use_rot': bool,
-    'drop_without_positive': bool, 'report_counts': bool, 'score_file': str, 'score_metrics': (dict, list, str),
-    'score_norm': ('raw', 'zscore'), 'num_worker_per_gpu': int, 'batch_size_per_gpu': int,
-    'dataset_enlarge_ratio': int, 'final_sinc_prob': _ANY_NUMBER, 'sinc_prob': _ANY_NUMBER,
-}
-METRIC_TYPES: dict[str, Any] = {
-    'metric': str, 'crop_border': int, 'input_order': ('HWC', 'CHW'), 'weights_path': str,
-    'weights_dir': (str, list), 'normalize': bool, 'score_range': list, 'check_range': bool, 'fast_path': bool,
-}
-IQA_LOSS_TYPES: dict[str, Any] = {
-    'metrics': (dict, list, str), 'loss_weight': _ANY_NUMBER, 'reduction': ('none', 'mean', 'sum'),
-    'normalize': bool, 'clamp': bool, 'nonfinite': ('raise', 'skip'), 'metric_opts': dict,
-    'weights_dir': (str, list), 'device': str, 'metric': str,
-}
-
-
-def _check_types(where: str, block: dict[str, Any], types: dict[str, Any], problems: list[str]) -> None:
-    """Append a problem for each key of ``block`` whose value has the wrong type or is not an allowed value."""
-    for key, expected in types.items():
-        if key not in block or block[key] is None:
-            continue
-        value = block[key]
-        if isinstance(expected, tuple) and expected and isinstance(expected[0], str):
-            if value not in expected:
-                problems.append(f'{where}.{key}: {value!r} is not one of {list(expected)}.')
-        elif isinstance(value, bool) and expected is not bool:
-            problems.append(f'{where}.{key}: expected {_type_names(expected)}, got a boolean.')
-        elif not isinstance(value, expected):
-            problems.append(f'{where}.{key}: expected {_type_names(expected)}, got {type(value).__name__} '
-                            f'{value!r}.')
-
-
-def _type_names(expected: Any) -> str:
-    kinds = expected if isinstance(expected, tuple) else (expected,)
-    return ' or '.join(k.__name__ for k in kinds)
-
-
-class OptionsError(ValueError):
-    """One or more invalid options; the message lists all of them."""
-
-    def __init__(self, problems: list[str]) -> None:
-        self.problems = problems
-        super().__init__('Invalid options:\n' + '\n'.join(f'  - {p}' for p in problems))
+def _metric_name_problems(where: str, names: Any, mode: str, problems: list[str]) -> None:
+    """Names the metric registry does not know (or of the wrong kind), with its closest-name suggestion."""
+    for name in names:
+        try:
+            get_metric_info(name, mode)
+        except UnknownMetricError as exc:
+            problems.append(f'{where}: {exc}')
 
 
 def _check_metric_blocks(opt: dict[str, Any], problems: list[str]) -> None:
+    """Our ``val.metrics`` blocks: decoded, the metric looked up, and BasicSR's ``better`` filled from its
+    direction (a contradicting value is refused)."""
     metrics = (opt.get('val') or {}).get('metrics') or {}
     for key, block in metrics.items():
-        if not isinstance(block, dict) or block.get('type') not in _METRIC_MODES:
+        if not isinstance(block, dict) or block.get('type') not in METRIC_MODES:
             continue
         where = f'val.metrics.{key}'
-        mode = _METRIC_MODES[block['type']]
-        _check_types(where, block, METRIC_TYPES, problems)
-        if not block.get('metric'):
-            problems.append(f'{where}: missing "metric" (a pyiqa metric name, e.g. metric: musiq).')
+        config, found = decode(MetricOptions, block, where)
+        problems.extend(found)
+        if config is None:
             continue
         try:
-            info = get_metric_info(block['metric'], mode)
+            info = get_metric_info(config.metric, METRIC_MODES[config.type])
         except UnknownMetricError as exc:
             problems.append(f'{where}: {exc}')
             continue
-        better = block.get('better')
-        if better is None:
+        if config.better is None:
             block['better'] = info.better
-        elif better not in ('higher', 'lower'):
-            problems.append(f'{where}.better: must be "higher" or "lower", got {better!r}.')
-        elif better != info.better:
-            problems.append(f'{where}.better: "{info.name}" is {info.better}-is-better, but better: {better} was '
-                            f'given; remove the key to use the metric\'s own direction.')
+        elif config.better != info.better:
+            problems.append(f'{where}.better: "{info.name}" is {info.better}-is-better, but better: {config.better} '
+                            f'was given; remove the key to use the metric\'s own direction.')
 
 
 def _check_nriqa_losses(opt: dict[str, Any], problems: list[str]) -> None:
     for key, block in (opt.get('train') or {}).items():
         if not (isinstance(block, dict) and block.get('type') == 'NRIQALoss'):
             continue
-        _check_types(f'train.{key}', block, IQA_LOSS_TYPES, problems)
-        metrics = block.get('metrics', block.get('metric'))  # NRIQALoss accepts metric: NAME as a shorthand
-        names = [metrics] if isinstance(metrics, str) else list(metrics or [])
-        if not names:
-            problems.append(f'train.{key}.metrics: give at least one no-reference metric, e.g. {{musiq: 1.0}}.')
-        for name in names:
-            try:
-                get_metric_info(name, 'NR')
-            except UnknownMetricError as exc:
-                problems.append(f'train.{key}.metrics: {exc}')
+        config, found = decode(NRIQALossOptions, block, f'train.{key}')
+        problems.extend(found)
+        if config is not None:
+            _metric_name_problems(f'train.{key}.metrics', config.weights, 'NR', problems)
 
 
-def _check_multigt_datasets(opt: dict[str, Any], problems: list[str]) -> None:
+def _decode_multigt_datasets(opt: dict[str, Any], problems: list[str]) -> dict[str, MultiGTOptions | None]:
+    """Every ``MultiGTDataset`` block, with ``phase`` and ``scale`` filled as BasicSR's ``parse_options`` does."""
+    configs = {}
     for key, block in (opt.get('datasets') or {}).items():
         if not (isinstance(block, dict) and block.get('type') == 'MultiGTDataset'):
             continue
-        for name in block:
-            if name not in MULTIGT_KEYS:
-                close = difflib.get_close_matches(name, sorted(MULTIGT_KEYS), n=1)
-                problems.append(f'datasets.{key}.{name}: unknown MultiGTDataset option'
-                                + (f' (did you mean {close[0]}?)' if close else '') + '.')
-        _check_types(f'datasets.{key}', block, MULTIGT_TYPES, problems)
-        if isinstance(block.get('gt_size'), int) and not isinstance(block['gt_size'], bool) and block['gt_size'] < 1:
-            problems.append(f'datasets.{key}.gt_size: must be positive, got {block["gt_size"]}.')
-        if not block.get('dataroot_gt'):
-            problems.append(f'datasets.{key}.dataroot_gt: required (folder of GT variant folders or LMDBs).')
-        if block.get('layout', 'generic') == 'generic' and not block.get('gt_variants'):
-            problems.append(f'datasets.{key}.gt_variants: required with layout generic (original first), '
-                            f'or set layout: hggt.')
-        if key.split('_')[0] == 'train' and not block.get('gt_size'):
-            problems.append(f'datasets.{key}.gt_size: required for training (GT crop size).')
-        if isinstance(block.get('gt_size'), int) and opt.get('scale') and block['gt_size'] % opt['scale']:
-            problems.append(f'datasets.{key}.gt_size: {block["gt_size"]} is not a multiple of scale {opt["scale"]}.')
+        filled = dict(block, phase=block.get('phase') or key.split('_')[0])
+        if opt.get('scale') is not None:
+            filled['scale'] = opt['scale']
+        configs[key], found = decode(MultiGTOptions, filled, f'datasets.{key}')
+        problems.extend(found)
+    return configs
 
 
-def _check_gt_selection(opt: dict[str, Any], problems: list[str]) -> None:
+def _check_gt_selection(opt: dict[str, Any], train_cfg: NRIQATrainOptions,
+                        datasets: dict[str, MultiGTOptions | None], problems: list[str]) -> None:
+    """``train.gt_selection`` against the metric registry and the training data it needs."""
     from nriqa_basicsr.data.score_file import ScoreFileError, load_score_table
-    from nriqa_basicsr.data.selection import parse_selection_options
 
-    config, found = parse_selection_options((opt.get('train') or {}).get('gt_selection'))
-    problems.extend(found)
-    if config is None:
-        return
-    for name in config.metrics:
-        try:
-            get_metric_info(name, 'NR')
-        except UnknownMetricError as exc:
-            problems.append(f'train.gt_selection.metrics: {exc}')
-    train = (opt.get('datasets') or {}).get('train') or {}
-    if train.get('type') != 'MultiGTDataset':
+    config = train_cfg.gt_selection
+    _metric_name_problems('train.gt_selection.metrics', config.metrics, 'NR', problems)
+    if ((opt.get('datasets') or {}).get('train') or {}).get('type') != 'MultiGTDataset':
         if config.policy != 'original':
             problems.append(f'train.gt_selection.policy "{config.policy}" needs datasets.train of type '
                             f'MultiGTDataset (several GT variants per sample).')
         return
-    if config.needs_labels and not train.get('dataroot_label'):
+    data = datasets.get('train')
+    if data is None:  # its own problems are reported; the ones below would only guess
+        return
+    if config.needs_labels and not data.dataroot_label:
         why = 'exclude_negatives' if config.policy not in ('upos', 'smp') else f'policy "{config.policy}"'
         problems.append(f'train.gt_selection: {why} needs human labels; set datasets.train.dataroot_label.')
-    if config.needs_score_file and not train.get('score_file'):
+    if config.needs_score_file and not data.score_file:
         problems.append(f'train.gt_selection: policy "{config.policy}" needs offline scores; set '
                         f'datasets.train.score_file (made by scripts/score_gts.py'
                         + (' --grid STRIDE --crop GT_SIZE' if config.policy == 'amo_cached' else '') + ').')
-    if config.policy == 'amo_cached' and train.get('score_file') and osp.isfile(train['score_file']):
+    if config.policy == 'amo_cached' and data.score_file and osp.isfile(data.score_file):
         try:
-            grid = load_score_table(train['score_file']).meta.get('grid')
+            grid = load_score_table(data.score_file).meta.get('grid')
         except ScoreFileError as exc:
             problems.append(f'datasets.train.score_file: {exc}')
             return
         if not grid:
-            problems.append(f'datasets.train.score_file {train["score_file"]}: has no score grid, which policy '
-                            f'"amo_cached" needs; rescore with --grid STRIDE --crop {train.get("gt_size")}.')
+            problems.append(f'datasets.train.score_file {data.score_file}: has no score grid, which policy '
+                            f'"amo_cached" needs; rescore with --grid STRIDE --crop {data.gt_size}.')
 
 
-_DEGRADATION_KEYS = ('resize_prob', 'resize_range', 'gaussian_noise_prob', 'noise_range', 'poisson_scale_range',
-                     'gray_noise_prob', 'jpeg_range')
-DEGRADATION_KEYS = frozenset(_DEGRADATION_KEYS + tuple(f'{k}2' for k in _DEGRADATION_KEYS))
-NEG_KEYS = frozenset({'loss_weight'})
-COMPILE_KEYS = frozenset({'mode', 'backend', 'dynamic', 'fullgraph', 'scorers'})
-
-
-def _unknown(where: str, given: Any, valid: frozenset | set, problems: list[str]) -> None:
-    if not isinstance(given, dict):
-        problems.append(f'{where}: must be a mapping.')
-        return
-    for key in given:
-        if key not in valid:
-            problems.append(f'{where}.{key}: unknown option; valid keys: {sorted(valid)}.')
-
-
-def _check_model_sections(opt: dict[str, Any], problems: list[str]) -> None:
+def _check_model_sections(opt: dict[str, Any], datasets: dict[str, MultiGTOptions | None],
+                          problems: list[str]) -> None:
     """Sections read by NRIQAModel; they are refused with any other model (BasicSR would ignore them)."""
-    import inspect
-
-    from nriqa_basicsr.archs.lora import validate_lora_options
-    from nriqa_basicsr.losses.nriqa_loss import NRIQALoss
+    from nriqa_basicsr.archs.lora import lora_targets
 
     train = opt.get('train') or {}
-    ours = [k for k in ('gt_selection', 'iqa_opt', 'neg_opt', 'amp', 'channels_last', 'max_consecutive_nonfinite',
-                        'compile', 'gan_formulation') if k in train]
-    ours += [k for k in ('network_g_lora', 'degradation') if k in opt]
-    if opt.get('model_type') != 'NRIQAModel':
-        if ours and opt.get('model_type'):
+    ours = [k for k in NRIQA_TRAIN_KEYS if k in train] + [k for k in NRIQA_TOP_KEYS if k in opt]
+    model = opt.get('model_type')
+    if model not in (None, 'NRIQAModel'):
+        if ours:
             # NRIQAModel reproduces the GAN of the model a file comes from only when told (train.gan_formulation)
             gan = {'ESRGANModel': ' and train.gan_formulation: relativistic (ESRGANModel\'s relativistic average '
                                   'GAN)', 'SRGANModel': ' (its standard GAN is the default)'}
             problems.append(f'{", ".join(ours)}: read only by model_type NRIQAModel, but model_type is '
-                            f'{opt.get("model_type")}; set model_type: NRIQAModel'
-                            f'{gan.get(opt.get("model_type"), "")}.')
+                            f'{model}; set model_type: NRIQAModel{gan.get(model, "")}.')
         return
-    if 'gan_formulation' in train:
-        from nriqa_basicsr.models.nriqa_model import parse_gan_formulation
-
-        try:
-            parse_gan_formulation(train['gan_formulation'])
-        except ValueError as exc:
-            problems.append(str(exc))
+    train_cfg, found = decode(NRIQATrainOptions, train, 'train')
+    problems.extend(found)
+    if train_cfg is not None:
+        _check_gt_selection(opt, train_cfg, datasets, problems)
     if 'network_g_lora' in opt:
-        problems.extend(validate_lora_options(opt['network_g_lora'], (opt.get('network_g') or {}).get('type')))
-        if not (opt.get('path') or {}).get('pretrain_network_g'):
-            problems.append('network_g_lora (FT stage) needs path.pretrain_network_g, the stage-one generator.')
-    if 'iqa_opt' in train:
-        valid = set(inspect.signature(NRIQALoss.__init__).parameters) - {'self'} | {'type'}
-        _unknown('train.iqa_opt', train['iqa_opt'], valid, problems)
-    if 'neg_opt' in train:
-        _unknown('train.neg_opt', train['neg_opt'], NEG_KEYS, problems)
-        if not ((opt.get('datasets') or {}).get('train') or {}).get('dataroot_label'):
-            problems.append('train.neg_opt: the negative loss needs human labels (datasets.train.dataroot_label).')
+        lora, found = decode(LoRAOptions, opt['network_g_lora'], 'network_g_lora')
+        problems.extend(found)
+        if lora is not None:
+            try:
+                lora_targets(lora, (opt.get('network_g') or {}).get('type'))
+            except ValueError as exc:
+                problems.append(str(exc))
     if 'degradation' in opt:
-        _unknown('degradation', opt['degradation'], DEGRADATION_KEYS, problems)
-    amp = train.get('amp', False)
-    if amp not in (False, None, 'false', 'bf16', 'fp16', True):
-        problems.append(f'train.amp: must be bf16, fp16 or false, got {amp!r}.')
-    if not isinstance(train.get('channels_last', False), bool):
-        problems.append('train.channels_last: must be true or false.')
-    compile_opt = train.get('compile', False)
-    if isinstance(compile_opt, dict):
-        _unknown('train.compile', compile_opt, COMPILE_KEYS, problems)
-    elif not isinstance(compile_opt, bool):
-        problems.append(f'train.compile: true, false or a mapping with {sorted(COMPILE_KEYS)}, got {compile_opt!r}.')
-    limit = train.get('max_consecutive_nonfinite', 5)
-    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 0:
-        problems.append(f'train.max_consecutive_nonfinite: a count >= 0 (0 never stops), got {limit!r}.')
+        problems.extend(decode(DegradationOptions, opt['degradation'], 'degradation')[1])
+    if model != 'NRIQAModel':
+        return
+    if 'network_g_lora' in opt and not (opt.get('path') or {}).get('pretrain_network_g'):
+        problems.append('network_g_lora (FT stage) needs path.pretrain_network_g, the stage-one generator.')
+    if 'neg_opt' in train and not ((opt.get('datasets') or {}).get('train') or {}).get('dataroot_label'):
+        problems.append('train.neg_opt: the negative loss needs human labels (datasets.train.dataroot_label).')
     if ('network_d' in opt) != bool(train.get('gan_opt')):
         problems.append('network_d and train.gan_opt go together: give both for GAN training, neither to train '
                         'GAN-free (e.g. the FT stage).')
@@ -340,22 +242,6 @@ def _check_run_numbers(opt: dict[str, Any], problems: list[str]) -> None:
                 _positive_int(f'datasets.{phase}.{key}', block[key], problems)
         if 'num_worker_per_gpu' in block:
             _positive_int(f'datasets.{phase}.num_worker_per_gpu', block['num_worker_per_gpu'], problems, 0)
-
-
-def _metric_weight_problems(where: str, metrics: Any, problems: list[str], positive: bool) -> None:
-    """Weights of a ``{metric: weight}`` mapping: numbers (strings are not parsed), and > 0 where a weight of 0
-    or below would silently drop the metric or turn 'best' into 'worst' (GT selection, score ensembles)."""
-    if not isinstance(metrics, dict):
-        return
-    for name, weight in metrics.items():
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            problems.append(f'{where}.{name}: the weight must be a number, got {type(weight).__name__} {weight!r}'
-                            + (' (write 0.5, not "0.5").' if isinstance(weight, str) else '.'))
-        elif positive and not weight > 0:
-            problems.append(f'{where}.{name}: the weight must be > 0, got {weight}; a weight of 0 ignores the metric '
-                            f'and a negative one prefers the worst-scored GT. Remove the metric instead.')
-        elif not positive and weight == 0:
-            problems.append(f'{where}.{name}: a weight of 0 adds nothing; remove the metric instead.')
 
 
 def _signature_keys(fn: Any) -> set[str] | None:
@@ -450,17 +336,17 @@ def _check_metric_arguments(opt: dict[str, Any], problems: list[str]) -> None:
             problems.append(f'val.metrics.{key}: missing "type" (calculate_psnr, calculate_ssim, calculate_nriqa, '
                             f'calculate_fr_iqa, ...).')
             continue
-        if block['type'] in _METRIC_MODES:
+        if block['type'] in METRIC_MODES:
             if isinstance(block.get('metric'), str):
                 from nriqa_basicsr.metrics.nriqa_metric import niqe_option_problem
 
-                ours = set(METRIC_TYPES) | {'type', 'better', 'metric', 'crop_border', 'input_order', 'niqe_variant'}
+                ours = set(MetricOptions.__dataclass_fields__)
                 problem = niqe_option_problem(block['metric'], block.get('niqe_variant', 'matlab'),
                                               {k: v for k, v in block.items() if k not in ours})
                 if problem:  # metric: niqe is the MATLAB NIQE unless niqe_variant: pyiqa
                     problems.append(f'val.metrics.{key}: {problem}')
                     continue
-                _unknown_iqa_options(f'val.metrics.{key}', block['metric'], _METRIC_MODES[block['type']], block,
+                _unknown_iqa_options(f'val.metrics.{key}', block['metric'], METRIC_MODES[block['type']], block,
                                      ours, problems)
             continue
         from basicsr.utils.registry import METRIC_REGISTRY
@@ -489,21 +375,12 @@ def _check_metric_arguments(opt: dict[str, Any], problems: list[str]) -> None:
 _UNTYPED_OPT = frozenset({'neg_opt'})  # NRIQAModel's own blocks, not built from a registry
 
 
-def _check_weights_and_types(opt: dict[str, Any], problems: list[str]) -> None:
+def _check_opt_types(opt: dict[str, Any], problems: list[str]) -> None:
     train = opt.get('train') if isinstance(opt.get('train'), dict) else {}
-    selection = train.get('gt_selection')
-    if isinstance(selection, dict):
-        _metric_weight_problems('train.gt_selection.metrics', selection.get('metrics'), problems, positive=True)
     for key, block in train.items():
         if key.endswith('_opt') and isinstance(block, dict) and 'type' not in block and key not in _UNTYPED_OPT:
             problems.append(f'train.{key}: missing "type" (e.g. type: NRIQALoss); BasicSR builds every train.*_opt '
                             f'block by its type.')
-        if isinstance(block, dict) and block.get('type') == 'NRIQALoss':
-            _metric_weight_problems(f'train.{key}.metrics', block.get('metrics'), problems, positive=False)
-    for phase, block in (opt.get('datasets') or {}).items():
-        if isinstance(block, dict):
-            _metric_weight_problems(f'datasets.{phase}.score_metrics', block.get('score_metrics'), problems,
-                                    positive=True)
 
 
 def check_train_loader(opt: dict[str, Any], train_loader: Any, total_iters: int) -> list[str]:
@@ -534,13 +411,12 @@ def prepare_options(opt: dict[str, Any]) -> dict[str, Any]:
     _resolve_auto_arch(opt, problems)
     _check_scale(opt, problems)
     _check_run_numbers(opt, problems)
-    _check_weights_and_types(opt, problems)
+    _check_opt_types(opt, problems)
     _check_metric_arguments(opt, problems)
     _check_metric_blocks(opt, problems)
     _check_nriqa_losses(opt, problems)
-    _check_multigt_datasets(opt, problems)
-    _check_gt_selection(opt, problems)
-    _check_model_sections(opt, problems)
+    datasets = _decode_multigt_datasets(opt, problems)
+    _check_model_sections(opt, datasets, problems)
     problems.extend(check_guard_options(opt))  # after _check_metric_blocks: it reads the filled-in ``better``
     if problems:
         raise OptionsError(problems)

@@ -1,7 +1,7 @@
 """One rule for every tool that writes outputs: never destroy what it reads or what it did not make.
 
 * An output may not be, or contain, one of the tool's inputs (``upscale.py -i lr/ -o lr/``,
-  ``create_lmdb_multigt.py --dataroot D/images --out D``): refused, whatever the flags.
+  ``create_lmdb_multigt.py --dataroot D/images -o D``): refused, whatever the flags.
 * An existing output is refused unless ``--overwrite`` is given (no silent replacement of earlier results).
 * A *folder* a tool replaces or updates as a whole has a marker file naming the tool, written by
   :func:`claim_output_dir` when the tool creates it: ``<parent>/.<folder>`` + :data:`MARKER`, *beside* the

@@ -19,7 +19,8 @@
 * ``--auto_resume`` with training states of which none is usable stops with :class:`ResumeError` listing each
   state and why (instead of starting from iteration 0 and archiving the old folder).
 
-The hooks replace module-level names in ``basicsr.train`` / ``basicsr.test`` only while the pipeline runs.
+The hooks replace module-level names in ``basicsr.train`` / ``basicsr.test`` / ``basicsr.utils.options`` only
+while the pipeline runs (:func:`nriqa_basicsr.patches.basicsr_pipeline`).
 """
 
 from __future__ import annotations
@@ -42,8 +43,10 @@ from basicsr.data.data_sampler import EnlargedSampler
 from basicsr.utils import check_resume, scandir
 
 from nriqa_basicsr.atomic import TMP_PREFIX
+from nriqa_basicsr.checkpoint import resume_network_files, state_file, state_iterations
 from nriqa_basicsr.data.sampler import ResumableSampler, batches_done_in_epoch
 from nriqa_basicsr.options import OptionsError, check_option_structure, check_train_loader, prepare_options
+from nriqa_basicsr.patches import basicsr_pipeline
 from nriqa_basicsr.preflight import PreflightError, check_run_files
 from nriqa_basicsr.run_lock import ExperimentLockedError, RunLock
 from nriqa_basicsr.safe_load import load_torch_file
@@ -129,24 +132,15 @@ def _state_device(opt: dict[str, Any]) -> torch.device:
     return torch.device('cpu')
 
 
-def _network_files(opt: dict[str, Any], iteration: int) -> list[str]:
-    """Checkpoint files a resume from ``iteration`` will load (BasicSR's naming; FT runs keep adapters only)."""
-    names = [k for k in opt if k.startswith('network_')]
-    if 'network_g_lora' in opt:
-        names.remove('network_g')
-    return [osp.join(opt['path']['models'], f'net_{n[len("network_"):]}_{iteration}.pth') for n in names]
-
-
 def _newest_loadable_state(opt: dict[str, Any], state_dir: str) -> tuple[str, dict[str, Any]] | None:
     """The newest ``<iter>.state`` that loads and whose network checkpoints load; older ones are fallbacks.
     None when there is no state at all; :class:`ResumeError` listing each state when none is usable."""
-    iterations = sorted((int(osp.splitext(v)[0]) for v in scandir(state_dir, suffix='state', recursive=False)
-                         if osp.splitext(v)[0].isdigit()), reverse=True)
+    iterations = state_iterations(list(scandir(state_dir, suffix='state', recursive=False)))
     # Not basicsr's get_root_logger: it would initialise the logger before train_pipeline adds its log file.
     logger = logging.getLogger('basicsr')
     failures = []
     for iteration in iterations:
-        path = osp.join(state_dir, f'{iteration}.state')
+        path = osp.join(state_dir, state_file(iteration))
         try:
             state = load_torch_file(path, _state_device(opt), 'training state')
         except Exception as exc:  # truncated / garbage / foreign pickle: try the previous one
@@ -154,7 +148,7 @@ def _newest_loadable_state(opt: dict[str, Any], state_dir: str) -> tuple[str, di
             logger.warning(f'Resume: {path} cannot be loaded ({type(exc).__name__}: {exc}); trying an older state.')
             continue
         try:
-            for net_file in _network_files(opt, iteration):
+            for net_file in resume_network_files(opt, iteration):
                 if not osp.isfile(net_file):
                     raise FileNotFoundError(f'no such file {net_file}')
                 # a garbage checkpoint would otherwise fail at model build, every time, blocking the resume
@@ -205,7 +199,8 @@ def load_resume_state(opt: dict[str, Any]) -> dict[str, Any] | None:
         return None
     if 'network_g_lora' in opt:
         # FT runs save adapters only (net_g_lora_<iter>.pth): keep the stage-one generator as the base, with its
-        # own param key, and let check_resume point pretrain_network_g_lora at the adapters.
+        # own param key (a base is read with one key, see nriqa_basicsr.checkpoint), and let check_resume point
+        # pretrain_network_g_lora at the adapters.
         ignore = list(opt['path'].get('ignore_resume_networks') or [])
         opt['path']['ignore_resume_networks'] = ignore + ['network_g']
         base_key = opt['path'].get('param_key_g')
@@ -259,24 +254,18 @@ class _Hooks(_Session):
 
 @contextlib.contextmanager
 def basicsr_hooks() -> Iterator[None]:
-    """Install the hooks described in the module docstring for the duration of a pipeline run."""
-    names = ('parse_options', 'load_resume_state', 'create_train_val_dataloader')
-    saved = [getattr(basicsr_train, n) for n in names] + [basicsr_test.parse_options, basicsr_options.init_dist,
-                                                          basicsr_options.ordered_yaml]
+    """Install the hooks described in the module docstring for the duration of a pipeline run.
+
+    What is replaced in BasicSR, and why: :data:`nriqa_basicsr.patches.BASICSR_PIPELINE_HOOKS`.
+    """
     hooks = _Hooks()
-    basicsr_options.init_dist = init_dist
-    basicsr_options.ordered_yaml = ordered_yaml  # BasicSR's parse_options reads the YAML with the safe loader
-    basicsr_train.parse_options = hooks.parse_and_prepare
-    basicsr_train.load_resume_state = hooks.load_resume_state
-    basicsr_train.create_train_val_dataloader = hooks.create_train_val_dataloader
-    basicsr_test.parse_options = hooks.parse_and_prepare
-    try:
-        yield
-    finally:
-        hooks.release()
-        for name, value in zip(names, saved):
-            setattr(basicsr_train, name, value)
-        basicsr_test.parse_options, basicsr_options.init_dist, basicsr_options.ordered_yaml = saved[-3:]
+    with basicsr_pipeline(parse_options=hooks.parse_and_prepare, load_resume_state=hooks.load_resume_state,
+                          create_train_val_dataloader=hooks.create_train_val_dataloader, init_dist=init_dist,
+                          ordered_yaml=ordered_yaml):
+        try:
+            yield
+        finally:
+            hooks.release()
 
 
 def _root(root_path: str | None) -> str:

@@ -21,17 +21,18 @@ listed as downloads. Custom metrics (:mod:`nriqa_basicsr.iqa.custom`, e.g. ``cnn
 
 from __future__ import annotations
 
+import argparse
 import inspect
 import logging
 import os
 import os.path as osp
 import sys
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 __all__ = ['PreflightError', 'PreflightReport', 'Requirement', 'WeightSource', 'check_option_file', 'check_run_files',
-           'collect_requirements', 'load_option_file', 'main', 'metric_weight_sources', 'run_warnings']
+           'build_parser', 'collect_requirements', 'load_option_file', 'main', 'metric_weight_sources', 'run_warnings']
 
 HGGT_README = 'https://github.com/ChrisDud0257/HGGT/blob/main/PosNegGTSR/datasets/README.md'
 HGGT_TRAIN = 'https://drive.google.com/file/d/1RVc6zZ8XfcAxA11HCDwKLtScysdP6MK1/view?usp=share_link'
@@ -315,7 +316,7 @@ def _data_source(path: str) -> tuple[str, str]:
         return (f'the HGGT {part}: {archive} (described in {HGGT_README}; non-commercial research only)',
                 f'unpack so that this folder exists: {path}')
     if '/demo/' in low:
-        return 'generated: .venv/bin/python scripts/make_demo_data.py --out datasets/demo', path
+        return 'generated: .venv/bin/python scripts/make_demo_data.py -o datasets/demo', path
     if any(s in low for s in ('set5', 'set14', 'bsd100', 'urban100', 'div2k', 'df2k', 'flickr2k')):
         return (f'BasicSR\'s dataset preparation guide: {BASICSR_DATASETS}',
                 f'{path} (see README "Getting the real data and weights" for the benchmark layout)')
@@ -328,7 +329,7 @@ def _score_file_source(path: str, block: dict[str, Any], opt: dict[str, Any]) ->
         else (block.get('score_metrics') or 'musiq')
     grid = f' --grid 32 --crop {block.get("gt_size", 256)}' if selection.get('policy') == 'amo_cached' else ''
     return (f'made by: .venv/bin/python scripts/score_gts.py --dataroot {block.get("dataroot_gt")} '
-            f'--layout {block.get("layout", "generic")} --metrics {metrics}{grid} --out {path}')
+            f'--layout {block.get("layout", "generic")} --metrics {metrics}{grid} -o {path}')
 
 
 def _abs(path: str, cwd: str) -> str:
@@ -525,16 +526,23 @@ def check_option_file(path: str, cwd: str | None = None, is_train: bool = True) 
     return report
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``nriqa-check -opt FILE [--test]``: exit 0 when the run can start, 1 otherwise; writes nothing."""
-    import argparse
+def build_parser() -> argparse.ArgumentParser:
+    """``nriqa-check``'s command line."""
+    from nriqa_basicsr import cli
 
     parser = argparse.ArgumentParser(
         prog='nriqa-check', description='Check that every file a run needs is there (datasets, labels, score files, '
-        'pretrained networks, VGG, IQA weights) and say where to get the missing ones. Changes nothing on disk.')
-    parser.add_argument('-opt', '--opt', required=True, metavar='FILE', help='BasicSR option file (YAML)')
+        'pretrained networks, VGG, IQA weights) and say where to get the missing ones. Changes nothing on disk. '
+        'Exit status 0 when the run can start, 1 when files are missing or options are invalid, 2 for an '
+        'unreadable option file.')
+    cli.add_opt(parser, help='the BasicSR option file (YAML) of the run to check')
     parser.add_argument('--test', action='store_true', help='check a test option file (test.py) instead of training')
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``nriqa-check -opt FILE [--test]``: exit 0 when the run can start, 1 otherwise; writes nothing."""
+    args = build_parser().parse_args(argv)
     try:
         report = check_option_file(args.opt, is_train=not args.test)
     except (FileNotFoundError, ValueError) as exc:

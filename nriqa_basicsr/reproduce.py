@@ -11,15 +11,21 @@ Five arms, same seed, iterations, LoRA rank and learning rate (``make reproduce`
 Pipeline: multi-GT training patches from real HR photos (:mod:`nriqa_basicsr.data.build_multigt`), LR made on
 the fly with Real-ESRGAN's second-order degradation; a held-out guard set (validation during training, watched
 by the reward-hacking guard); Set5 / Set14 with MATLAB-bicubic LR and with a fixed-seed Real-ESRGAN-degraded LR
-(written once); evaluation through ``scripts/benchmark.py``; a report with the per-arm table, the
+(written once); evaluation through ``nriqa-benchmark``; a report with the per-arm table, the
 perception–distortion plot, the guard curves and side-by-side crops.
 
 Profiles fix the sizes: ``cpu`` fits a 2-core CPU in about an hour, ``quick`` runs the whole pipeline in a few
 minutes (tests), ``gpu`` only writes the paper-scale option files (GT 256, batch 12, MUSIQ guide, VGG term).
+
+Paths default to the current directory, the checkout ``make reproduce`` runs in: ``../shared`` (inputs),
+``datasets/reproduce`` (generated data), ``experiments/`` (the trained arms) and ``results/reproduce`` (report).
+Training and evaluation run the installed package (``python -m nriqa_basicsr.train`` / ``.benchmark``), so a
+non-editable install works too.
 """
 
 from __future__ import annotations
 
+import argparse
 import copy
 import csv
 import json
@@ -35,11 +41,8 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ['ARMS', 'PROFILES', 'Arm', 'Profile', 'ReproduceConfig', 'arm_options', 'arms_of', 'degrade_test_set',
-           'run_reproduce', 'write_option_files']
-
-ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
-
+__all__ = ['ARMS', 'PROFILES', 'Arm', 'Profile', 'ReproduceConfig', 'arm_options', 'arms_of', 'build_parser',
+           'degrade_test_set', 'main', 'run_reproduce', 'write_option_files']
 
 @dataclass(frozen=True)
 class Arm:
@@ -120,14 +123,15 @@ PROFILES: dict[str, Profile] = {
 
 @dataclass(frozen=True)
 class ReproduceConfig:
-    """What to run and where; defaults point at ``../shared`` beside the checkout."""
+    """What to run and where; relative paths are relative to the current directory (the checkout)."""
 
-    shared: str = osp.join(ROOT, osp.pardir, 'shared')
-    out: str = osp.join(ROOT, 'results', 'reproduce')
-    work: str = osp.join(ROOT, 'datasets', 'reproduce')
+    shared: str = osp.join(osp.pardir, 'shared')
+    out: str = osp.join('results', 'reproduce')
+    work: str = osp.join('datasets', 'reproduce')
+    root: str = '.'                       # the arms train in <root>/experiments (and <root>/tb_logger)
     profile: Profile = PROFILES['cpu']
     pretrained: str | None = None         # default: <shared>/pretrained/RealESRGAN_x4plus.pth
-    weights_dir: str | None = None        # default: <shared>/iqa_weights
+    weights_dir: tuple[str, ...] = ()     # default: <shared>/iqa_weights
     guide: str = 'cnniqa_live'            # main() takes the profile's guide and weight unless given
     lambda_q: float = 0.002
     rank: int = 8
@@ -143,8 +147,9 @@ class ReproduceConfig:
         return self.pretrained or osp.join(self.shared, 'pretrained', 'RealESRGAN_x4plus.pth')
 
     @property
-    def iqa_weights(self) -> str:
-        return self.weights_dir or osp.join(self.shared, 'iqa_weights')
+    def iqa_weights(self) -> list[str]:
+        """The IQA weight folders, searched in this order."""
+        return list(self.weights_dir) or [osp.join(self.shared, 'iqa_weights')]
 
     @property
     def run_name(self) -> str:
@@ -370,14 +375,15 @@ def write_option_files(cfg: ReproduceConfig, paths: dict[str, str], folder: str)
     return files
 
 
-def _experiment_dir(name: str) -> str:
-    return osp.join(ROOT, 'experiments', name)
+def _experiment_dir(cfg: ReproduceConfig, name: str) -> str:
+    return osp.join(osp.abspath(cfg.root), 'experiments', name)
 
 
-def train_arm(option_file: str, name: str, env: dict[str, str], log: Any) -> dict[str, float]:
-    """Train one arm with ``nriqa_basicsr/train.py`` (a fresh process, as a user runs it); reuse a finished run
-    trained from the same option file. Returns wall time and BasicSR's average iteration/data times."""
-    exp = _experiment_dir(name)
+def train_arm(cfg: ReproduceConfig, option_file: str, name: str, env: dict[str, str], log: Any) -> dict[str, float]:
+    """Train one arm with ``python -m nriqa_basicsr.train`` in ``cfg.root`` (a fresh process, as a user runs it);
+    reuse a finished run trained from the same option file. Returns wall time and BasicSR's average iteration/data
+    times."""
+    exp = _experiment_dir(cfg, name)
     stamp = osp.join(exp, 'reproduce_options.txt')  # not *.yml: tools look for the run's option file there
     result = osp.join(exp, 'models', 'net_g_latest.pth')
     with open(option_file) as f:
@@ -388,8 +394,8 @@ def train_arm(option_file: str, name: str, env: dict[str, str], log: Any) -> dic
         with open(record) as f:
             return json.load(f) | {'reused': 1.0}
     start = time.time()
-    cmd = [sys.executable, osp.join(ROOT, 'nriqa_basicsr', 'train.py'), '-opt', option_file]
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    cmd = [sys.executable, '-m', 'nriqa_basicsr.train', '-opt', osp.abspath(option_file)]
+    proc = subprocess.run(cmd, cwd=osp.abspath(cfg.root), env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         tail = (proc.stdout[-3000:] + proc.stderr[-3000:]).strip()
         raise RuntimeError(f'training {name} failed (exit {proc.returncode}); command: {" ".join(cmd)}\n{tail}')
@@ -453,16 +459,18 @@ def eval_datasets(cfg: ReproduceConfig, log: Any) -> list[tuple[str, str, str]]:
 
 def run_benchmark(cfg: ReproduceConfig, models: dict[str, str], datasets: list[tuple[str, str, str]],
                   metrics: Sequence[str], out: str, env: dict[str, str]) -> str:
-    """Evaluate ``models`` (label → checkpoint) through ``scripts/benchmark.py``; returns its summary.csv."""
+    """Evaluate ``models`` (label → checkpoint) through ``nriqa-benchmark``; returns its summary.csv."""
     # no --network-g: the released file and the merged FT results are recognised by their state dicts
-    cmd = [sys.executable, osp.join(ROOT, 'scripts', 'benchmark.py'), '--scale', '4', '--lr-tmpl', '{}x4',
-           '--metrics', *metrics, '--weights-dir', cfg.iqa_weights, '--save-images',
-           '--out', out, '--overwrite', '--no-progress', '--device', cfg.profile.device]
+    cmd = [sys.executable, '-m', 'nriqa_basicsr.benchmark', '--scale', '4', '--lq-filename-tmpl', '{}x4',
+           '--metrics', *metrics, '--save-images', '-o', out, '--overwrite', '--no-progress',
+           '--device', cfg.profile.device]
+    for folder in cfg.iqa_weights:
+        cmd += ['--weights-dir', folder]
     for label, path in models.items():
         cmd += ['--model', f'{label}={path}']
     for name, hr, lr in datasets:
         cmd += ['--dataset', f'{name}={hr}:{lr}']
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    proc = subprocess.run(cmd, cwd=osp.abspath(cfg.root), env=env, capture_output=True, text=True)
     if proc.returncode != 0:
         raise RuntimeError(f'benchmark failed (exit {proc.returncode}): {" ".join(cmd)}\n'
                            f'{(proc.stdout[-3000:] + proc.stderr[-3000:]).strip()}')
@@ -616,8 +624,8 @@ def plot_crops(image_root: str, models: Sequence[str], hr_path: str, ds_name: st
 def check_inputs(cfg: ReproduceConfig) -> None:
     """Every input the run reads, all missing ones reported at once."""
     problems = []
-    needed = [(cfg.pretrained_path, 'released generator (--pretrained)'),
-              (cfg.iqa_weights, 'IQA weights folder (--weights-dir)')]
+    needed = [(cfg.pretrained_path, 'released generator (--pretrained)')]
+    needed += [(folder, 'IQA weights folder (--weights-dir)') for folder in cfg.iqa_weights]
     needed += [(osp.join(cfg.shared, 'datasets', s, 'HR'), f'training photos {s}') for s in cfg.profile.train_sets]
     needed += [(osp.join(cfg.shared, 'benchmarks', s, 'HR'), f'benchmark {s}') for s in cfg.profile.eval_sets]
     for path, what in needed:
@@ -630,7 +638,7 @@ def check_inputs(cfg: ReproduceConfig) -> None:
 
 def _env(cfg: ReproduceConfig) -> dict[str, str]:
     env = dict(os.environ)
-    env['NRIQA_WEIGHTS_DIR'] = os.pathsep.join([cfg.iqa_weights] + [p for p in env.get('NRIQA_WEIGHTS_DIR', '')
+    env['NRIQA_WEIGHTS_DIR'] = os.pathsep.join(cfg.iqa_weights + [p for p in env.get('NRIQA_WEIGHTS_DIR', '')
                                                                      .split(os.pathsep) if p])
     env.setdefault('HF_HUB_OFFLINE', '1')
     return env
@@ -657,10 +665,10 @@ def run_reproduce(cfg: ReproduceConfig, log: Any = print) -> dict[str, Any]:
     log('[3/4] training ' + ', '.join(option_files) + f' ({p.iters} iterations each) ...')
     for key, path in option_files.items():
         name = f'{cfg.run_name}_{key}'
-        t = train_arm(path, name, env, log)
+        t = train_arm(cfg, path, name, env, log)
         timings[key] = t
         log(f'  {key}: {t.get("wall_s", 0):.0f} s wall, {t.get("iter_s", float("nan")):.2f} s/iter '
-            f'(data {t.get("data_s", float("nan")):.3f} s); log in {_experiment_dir(name)}')
+            f'(data {t.get("data_s", float("nan")):.3f} s); log in {_experiment_dir(cfg, name)}')
 
     log('[4/4] evaluation ...')
     start = time.time()
@@ -676,7 +684,7 @@ def evaluate(cfg: ReproduceConfig, env: dict[str, str], log: Any,
     """Benchmark every arm (``reuse``: read the summaries an earlier evaluation wrote instead)."""
     p = cfg.profile
     models = {a.label: (cfg.pretrained_path if a.policy is None else
-                        osp.join(_experiment_dir(f'{cfg.run_name}_{a.key}'), 'models', 'net_g_latest.pth'))
+                        osp.join(_experiment_dir(cfg, f'{cfg.run_name}_{a.key}'), 'models', 'net_g_latest.pth'))
               for a in arms_of(cfg)}
     datasets = eval_datasets(cfg, log)
     fast = ['psnr', 'ssim', cfg.guide] + [j for j in p.judges if j not in SLOW_JUDGES]
@@ -735,7 +743,7 @@ def write_report(cfg: ReproduceConfig, rows: list[dict[str, Any]], dataset_names
         crops.append(osp.basename(target))
     guard_lines, guard_plots = [], []
     for arm in arms_of(cfg):
-        summary = _guard_summary(_experiment_dir(f'{cfg.run_name}_{arm.key}'))
+        summary = _guard_summary(_experiment_dir(cfg, f'{cfg.run_name}_{arm.key}'))
         if summary is None:
             continue
         png, md = summary
@@ -807,22 +815,21 @@ def _guard_summary(exp: str) -> tuple[str, str] | None:
     return None
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``nriqa-reproduce`` / ``make reproduce``."""
-    import argparse
-    from dataclasses import replace
+def build_parser() -> argparse.ArgumentParser:
+    """``nriqa-reproduce``'s command line."""
+    from nriqa_basicsr import cli
 
     parser = argparse.ArgumentParser(prog='nriqa-reproduce', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     d = ReproduceConfig()
-    parser.add_argument('--shared', default=d.shared, help='folder with pretrained/, datasets/, benchmarks/, '
-                        'iqa_weights/ (default: ../shared beside the checkout)')
-    parser.add_argument('--out', default=d.out, help='report folder (default: results/reproduce)')
-    parser.add_argument('--work', default=d.work, help='generated data (default: datasets/reproduce)')
+    parser.add_argument('--shared', default=d.shared, metavar='DIR', help='folder with pretrained/, datasets/, '
+                        'benchmarks/, iqa_weights/ (read only; default: ../shared beside the current directory)')
+    cli.add_output(parser, default=d.out, help=f'report folder (default: {d.out})')
+    parser.add_argument('--work', default=d.work, metavar='DIR', help=f'generated data (default: {d.work})')
     parser.add_argument('--profile', choices=sorted(PROFILES), default='cpu')
     parser.add_argument('--quick', action='store_true', help='the whole pipeline in a few minutes (= --profile quick)')
     parser.add_argument('--pretrained', help='released generator (default: <shared>/pretrained/RealESRGAN_x4plus.pth)')
-    parser.add_argument('--weights-dir', help='IQA weight files (default: <shared>/iqa_weights)')
+    cli.add_weights_dir(parser, help='IQA weight folder(s), repeatable (default: <shared>/iqa_weights)')
     parser.add_argument('--guide', help='NR-IQA guide of AMO and the NR-IQA loss (default: the profile\'s; cpu: '
                         'cnniqa_live, gpu: musiq)')
     parser.add_argument('--lambda-q', type=float, help='weight of -Q(SR) per raw guide point (default: the '
@@ -830,7 +837,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--rank', type=int, default=d.rank, help='LoRA rank')
     parser.add_argument('--lr', type=float, default=d.lr, help='learning rate of the adapters')
     parser.add_argument('--iters', type=int, help='override the profile\'s iterations per arm')
-    parser.add_argument('--seed', type=int, default=d.seed)
+    cli.add_seed(parser, default=d.seed)
     parser.add_argument('--arms', nargs='+', default=list(d.arms), choices=[a.key for a in ARMS])
     parser.add_argument('--lambda-sweep', nargs='*', type=float, default=None,
                         help='extra A4 arms with these λ_Q (default: the profile\'s sweep)')
@@ -838,13 +845,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--lr-sweep', nargs='*', type=float, default=(), help='extra A4 arms with these learning rates')
     parser.add_argument('--write-options', metavar='DIR', help='only write the option files of the profile to DIR')
     parser.add_argument('--report-only', action='store_true',
-                        help='rewrite the report from the last evaluation in --out (no training, no benchmark)')
-    args = parser.parse_args(argv)
+                        help='rewrite the report from the last evaluation in --output (no training, no benchmark)')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``nriqa-reproduce`` / ``make reproduce``; the arms train in the current directory's ``experiments/``."""
+    from dataclasses import replace
+
+    args = build_parser().parse_args(argv)
     profile = PROFILES['quick' if args.quick else args.profile]
     if args.iters is not None:
         profile = replace(profile, iters=args.iters)
-    cfg = ReproduceConfig(shared=osp.abspath(args.shared), out=osp.abspath(args.out), work=osp.abspath(args.work),
-                          profile=profile, pretrained=args.pretrained, weights_dir=args.weights_dir,
+    cfg = ReproduceConfig(shared=osp.abspath(args.shared), out=osp.abspath(args.output),
+                          work=osp.abspath(args.work), root=os.getcwd(), profile=profile, pretrained=args.pretrained,
+                          weights_dir=tuple(osp.abspath(w) for w in args.weights_dir or ()),
                           guide=args.guide or profile.guide,
                           lambda_q=profile.lambda_q if args.lambda_q is None else args.lambda_q, rank=args.rank,
                           lr=args.lr, seed=args.seed,

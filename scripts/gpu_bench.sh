@@ -37,29 +37,32 @@ if [ -z "${DRY_RUN:-}" ] && ! "$PY" -c 'import sys, torch; sys.exit(0 if torch.c
 fi
 mkdir -p "$OUT"
 export HF_HUB_OFFLINE=1 NRIQA_OFFLINE=1
-STEP=(--iters 20 --warmup 5) SCORE=(--batch 60 --size 256 --iters 20 --warmup 3 --compile)
-PRECISION=(--iters 200 --batch 12 --gt-size 128) COMPILE=1
+STEP=(--iters 20 --warmup 5) SCORE=(--batch-size 60 --size 256 --iters 20 --warmup 3 --compile)
+PRECISION=(--iters 200 --batch-size 12 --gt-size 128) COMPILE=1
 if [ -n "${DRY_RUN:-}" ]; then
-    STEP=(--device cpu --batch 1 --gt-size 64 --iters 1 --warmup 1) SCORE=(--device cpu --batch 1 --size 64 --iters 1 --warmup 0)
-    PRECISION=(--device cpu --iters 2 --batch 2 --gt-size 64 --groups 4) COMPILE=
+    STEP=(--device cpu --batch-size 1 --gt-size 64 --iters 1 --warmup 1)
+    SCORE=(--device cpu --batch-size 1 --size 64 --iters 1 --warmup 0)
+    PRECISION=(--device cpu --iters 2 --batch-size 2 --gt-size 64 --groups 4) COMPILE=
 fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv > "$OUT/gpu.csv" 2>/dev/null || true
-step() { "$PY" scripts/bench_step.py "${STEP[@]}" "$@"; }
+# the package's modules (nriqa-bench-* console scripts), so an installed package runs the same code
+step() { "$PY" -m nriqa_basicsr.bench.step "${STEP[@]}" "$@"; }
 # 1. candidate scoring: pyiqa vs fast path, fp32/bf16 (+ torch.compile); B*K = 60 crops of 256^2
-"$PY" scripts/bench_scoring.py "${SCORE[@]}" --json "$OUT/scoring.json"
+"$PY" -m nriqa_basicsr.bench.scoring "${SCORE[@]}" -o "$OUT/scoring.json"
 # 2. stage one (AMO, online MUSIQ) vs BasicSR's SRGAN step, fp32, then bf16 + channels_last
-step -opt options/train/train_RRDB_AMO.yml --json "$OUT/step_amo_fp32.json"
-step -opt options/train/train_RRDB_AMO.yml --amp bf16 --channels-last --json "$OUT/step_amo_bf16_cl.json"
+step -opt options/train/train_RRDB_AMO.yml -o "$OUT/step_amo_fp32.json"
+step -opt options/train/train_RRDB_AMO.yml --amp bf16 --channels-last -o "$OUT/step_amo_bf16_cl.json"
 # 3. the 0.75x target: full AMO + FT step (bf16 + channels_last) vs BasicSR's plain fp32 step of stage one
 step -opt options/train/train_RRDB_AMO_FT.yml --baseline-opt options/train/train_RRDB_AMO.yml \
-    --amp bf16 --channels-last --json "$OUT/step_amo_ft_bf16_cl.json"
+    --amp bf16 --channels-last -o "$OUT/step_amo_ft_bf16_cl.json"
 if [ -n "$COMPILE" ]; then
     step -opt options/train/train_RRDB_AMO_FT.yml --baseline-opt options/train/train_RRDB_AMO.yml \
-        --amp bf16 --channels-last --compile --json "$OUT/step_amo_ft_bf16_cl_compile.json"
+        --amp bf16 --channels-last --compile -o "$OUT/step_amo_ft_bf16_cl_compile.json"
 fi
 # 4. amo_cached: selection from precomputed grid scores, no in-loop scoring; Ori for reference
-step -opt options/train/train_RRDB_AMO.yml --policy amo_cached --json "$OUT/step_amo_cached_fp32.json"
-step -opt options/train/train_RRDB_Ori.yml --json "$OUT/step_ori_fp32.json"
+step -opt options/train/train_RRDB_AMO.yml --policy amo_cached -o "$OUT/step_amo_cached_fp32.json"
+step -opt options/train/train_RRDB_Ori.yml -o "$OUT/step_ori_fp32.json"
 # 5. evidence for bf16 + channels_last defaults: short runs, fp32 seeds 0/1 (noise) vs bf16 + channels_last
-"$PY" scripts/bench_precision.py -opt options/train/train_RRDB_UPos.yml "${PRECISION[@]}" --json "$OUT/precision.json"
+"$PY" -m nriqa_basicsr.bench.precision -opt options/train/train_RRDB_UPos.yml "${PRECISION[@]}" \
+    -o "$OUT/precision.json"
 echo "results in $OUT"

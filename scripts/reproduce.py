@@ -1,13 +1,8 @@
 #!/usr/bin/env python
-"""Real-model reproduction (``make reproduce``): a shell over :mod:`nriqa_basicsr.reproduce`; ``--help`` lists
-the options."""
-
-import os.path as osp
+"""The real-model reproduction (`make reproduce`); `nriqa-reproduce --help` for the flags."""
 import sys
 
-sys.path.insert(0, osp.abspath(osp.join(osp.dirname(__file__), osp.pardir)))
-
-from nriqa_basicsr.reproduce import main  # noqa: E402
+from nriqa_basicsr.reproduce import main
 
 if __name__ == '__main__':
     sys.exit(main())

@@ -1,27 +1,34 @@
-"""Test set-up: offline, isolated caches, compat shims before any basicsr import, shared fixtures."""
+"""Test set-up: offline, isolated caches, compat shims before any basicsr import, shared fixtures.
+
+The environment is set when pytest loads this file, before any test module (and so torch or pyiqa, which read
+their cache folders at import time) is imported; torch and the package are imported in :func:`pytest_configure`.
+"""
 
 import os
 import os.path as osp
 import shutil
 import tempfile
 
-# Before torch/pyiqa are imported: pyiqa computes its cache dir at import time.
+import pytest
+
 _SESSION_TMP = tempfile.mkdtemp(prefix='nriqa-tests-')
 os.environ['TORCH_HOME'] = osp.join(_SESSION_TMP, 'torch_home')
 os.environ['NRIQA_CACHE_DIR'] = osp.join(_SESSION_TMP, 'nriqa_cache')
 os.environ['NRIQA_OFFLINE'] = '1'
 os.environ['HF_HUB_OFFLINE'] = '1'
 os.environ.pop('NRIQA_WEIGHTS_DIR', None)
-
-import pytest  # noqa: E402
-import torch  # noqa: E402
-
-import nriqa_basicsr  # noqa: E402,F401  (compat shims + registration, before any basicsr import)
+os.environ['MPLBACKEND'] = 'Agg'  # no display: every test plots to files
 
 REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir))
 SHARED = osp.abspath(osp.join(REPO_ROOT, osp.pardir, 'shared'))
 
-torch.set_num_threads(2)
+
+def pytest_configure(config: pytest.Config) -> None:
+    import torch
+
+    import nriqa_basicsr  # noqa: F401  (compat shims + registration, before any test imports basicsr)
+
+    torch.set_num_threads(2)
 
 
 @pytest.fixture(scope='session')
@@ -35,6 +42,7 @@ def shared_dir() -> str:
 @pytest.fixture(scope='session')
 def musiq_weights(tmp_path_factory) -> str:
     """A random-init MUSIQ (KonIQ head) saved under pyiqa's file name, as a user's downloaded file would be."""
+    import torch
     from pyiqa.archs.musiq_arch import MUSIQ
 
     torch.manual_seed(0)
@@ -48,6 +56,7 @@ def musiq_weights(tmp_path_factory) -> str:
 @pytest.fixture(scope='session')
 def lpips_weights(tmp_path_factory) -> str:
     """Directory with a random ImageNet-AlexNet backbone and random LPIPS heads, under their real file names."""
+    import torch
     import torchvision
     from pyiqa.archs.lpips_arch import LPIPS
 
@@ -65,8 +74,9 @@ def lpips_weights(tmp_path_factory) -> str:
 
 
 @pytest.fixture(scope='session')
-def photo() -> 'torch.Tensor':
-    """scikit-image's astronaut (512x512 RGB), as (1, 3, H, W) in [0, 1]."""
+def photo():
+    """scikit-image's astronaut (512x512 RGB), as a (1, 3, H, W) tensor in [0, 1]."""
+    import torch
     from skimage import data
 
     return torch.from_numpy(data.astronaut()).permute(2, 0, 1).unsqueeze(0).float() / 255
@@ -76,9 +86,9 @@ def photo() -> 'torch.Tensor':
 def data(tmp_path_factory, musiq_weights):
     """Tiny HGGT-layout demo set (6 groups of 128 px) with a PIQE score file and score grid."""
     from nriqa_basicsr.data.multigt_source import MultiGTSource
+    from nriqa_basicsr.data.scoring import score_dataset
+    from nriqa_basicsr.demo.data import make_demo_data
     from nriqa_basicsr.iqa import build_scorer
-    from scripts.make_demo_data import make_demo_data
-    from scripts.score_gts import score_dataset
 
     root = str(tmp_path_factory.mktemp('model_demo') / 'demo')
     make_demo_data(root, num_train=6, num_val=1, size=128, seed=7)

@@ -93,7 +93,7 @@ def test_analyze_pairs_mode_with_cached_scores(tmp_path):
 
     import cv2
 
-    from scripts.analyze_iqa import main
+    from nriqa_basicsr.analysis import main
 
     root = tmp_path / 'imgs'
     root.mkdir()
@@ -108,7 +108,7 @@ def test_analyze_pairs_mode_with_cached_scores(tmp_path):
     (tmp_path / 'cache.json').write_text(json.dumps(cache))
     # m1/m2 stand for scores computed elsewhere (any name, cached for every image); piqe is computed and cached
     args = ['pairs', '--pairs', str(tmp_path / 'prefs.csv'), '--image-root', str(root), '--metrics', 'm1', 'm2',
-            'piqe', '--cache', str(tmp_path / 'cache.json'), '--out', str(tmp_path / 'out'), '--device', 'cpu']
+            'piqe', '--cache', str(tmp_path / 'cache.json'), '--output', str(tmp_path / 'out'), '--device', 'cpu']
     assert main(args) == 0
     assert set(json.load(open(tmp_path / 'cache.json'))['a.png']) == {'m1', 'm2', 'piqe'}
     with open(tmp_path / 'out' / 'alignment.csv') as f:
@@ -117,22 +117,22 @@ def test_analyze_pairs_mode_with_cached_scores(tmp_path):
     assert acc['m2'] == pytest.approx((0 + 1 + 0.25) / 3)
     (tmp_path / 'bad.csv').write_text('image_a,image_b,preference\na.png,b.png,maybe\n')
     assert main(['pairs', '--pairs', str(tmp_path / 'bad.csv'), '--image-root', str(root), '--metrics', 'piqe',
-                 '--out', str(tmp_path / 'o2')]) == 1
+                 '--output', str(tmp_path / 'o2')]) == 1
 
 
 def test_analyze_labels_mode_reuses_score_files(tmp_path, monkeypatch):
-    from scripts import analyze_iqa
-    from scripts.make_demo_data import make_demo_data
+    from nriqa_basicsr import analysis as analyze_iqa
+    from nriqa_basicsr.demo.data import make_demo_data
 
     demo = make_demo_data(str(tmp_path / 'demo'), num_train=4, num_val=1, size=128, seed=2)
     args = ['labels', '--dataroot', f'{demo}/train/images', '--labels', f'{demo}/train/labels', '--metrics',
-            'piqe', '--cache', str(tmp_path / 'scores.npz'), '--out', str(tmp_path / 'out'), '--device', 'cpu']
+            'piqe', '--cache', str(tmp_path / 'scores.npz'), '--output', str(tmp_path / 'out'), '--device', 'cpu']
     assert analyze_iqa.main(args) == 0
     text = open(tmp_path / 'out' / 'report.md').read()
     assert '| piqe |' in text and 'human-ordered pairs' in text
     assert (tmp_path / 'out' / 'complementarity.png').is_file()
     # a second run reads the cached score file instead of scoring again
     monkeypatch.setattr(analyze_iqa, 'score_dataset', lambda *a, **k: pytest.fail('rescored'))
-    assert analyze_iqa.main(args[:-4] + ['--out', str(tmp_path / 'out2'), '--device', 'cpu']) == 0
-    assert analyze_iqa.main(args[:7] + ['--score-file', str(tmp_path / 'scores.npz'), '--out', str(tmp_path / 'o3'),
+    assert analyze_iqa.main(args[:-4] + ['--output', str(tmp_path / 'out2'), '--device', 'cpu']) == 0
+    assert analyze_iqa.main(args[:7] + ['--score-file', str(tmp_path / 'scores.npz'), '--output', str(tmp_path / 'o3'),
                                         '--device', 'cpu']) == 0

@@ -229,8 +229,8 @@ def test_checked_scale():
 
 
 def test_upscale_and_benchmark_cli_without_network_g(tmp_path, capsys):
-    from scripts.benchmark import main as benchmark_main
-    from scripts.upscale import main as upscale_main
+    from nriqa_basicsr.benchmark import main as benchmark_main
+    from nriqa_basicsr.upscale import main as upscale_main
 
     net = _random_net(CONFIGS['srvgg_prelu_x2'])
     ckpt = str(tmp_path / 'compact_x2.pth')
@@ -247,14 +247,14 @@ def test_upscale_and_benchmark_cli_without_network_g(tmp_path, capsys):
     cv2.imwrite(str(hr_dir / 'img.png'), cv2.resize(lr, (48, 40)))
     common = ['--dataset', f'tiny={hr_dir}', '--metrics', 'psnr', '--device', 'cpu', '--no-progress']
     assert benchmark_main(['--model', 'bicubic', '--model', f'compact={ckpt}', *common,
-                           '--out', str(tmp_path / 'bench')]) == 0
+                           '-o', str(tmp_path / 'bench')]) == 0
     assert '| compact | tiny | 1 |' in open(tmp_path / 'bench' / 'summary.md').read()
     assert 'Scale x2' in open(tmp_path / 'bench' / 'summary.md').read()
     x4 = str(tmp_path / 'rrdb_x4.pth')
     torch.save({'params': _random_net(CONFIGS['rrdb_x4']).state_dict()}, x4)
-    assert benchmark_main(['--model', f'a={ckpt}', '--model', f'b={x4}', *common, '--out', str(tmp_path / 'b2')]) == 1
+    assert benchmark_main(['--model', f'a={ckpt}', '--model', f'b={x4}', *common, '-o', str(tmp_path / 'b2')]) == 1
     assert 'different factors (a: x2, b: x4)' in capsys.readouterr().err
-    assert benchmark_main(['--model', 'bicubic', *common, '--out', str(tmp_path / 'b3')]) == 1
+    assert benchmark_main(['--model', 'bicubic', *common, '-o', str(tmp_path / 'b3')]) == 1
     assert 'give --scale' in capsys.readouterr().err
 
 
@@ -307,7 +307,7 @@ def test_real_esrgan_x4plus_every_loading_path(real_esrgan, tmp_path):
 
 
 def test_real_esrgan_x4plus_upscale_cli(real_esrgan, tmp_path):
-    from scripts.upscale import main as upscale_main
+    from nriqa_basicsr.upscale import main as upscale_main
 
     ckpt, bird, ref = real_esrgan
     assert upscale_main(['-i', bird, '-o', str(tmp_path), '--model', ckpt, '--device', 'cpu']) == 0

@@ -1,6 +1,7 @@
-"""scripts/benchmark.py and the evaluation/inference modules behind it."""
+"""nriqa-benchmark (nriqa_basicsr.benchmark) and the evaluation/inference modules behind it."""
 
 import argparse
+import copy
 import csv
 import os.path as osp
 
@@ -10,19 +11,19 @@ import pytest
 import torch
 from conftest import REPO_ROOT
 
+from nriqa_basicsr.benchmark import main as benchmark_main
+from nriqa_basicsr.benchmark import run
 from nriqa_basicsr.evaluation import list_pairs, load_pair
 from nriqa_basicsr.inference import load_generator, upscale_image
-from scripts.benchmark import main as benchmark_main
-from scripts.benchmark import run
 
 NET_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4,
          'scale': 4}
 
 
 def _args(tmp_path, **kw):
-    args = dict(model=['bicubic'], dataset=[], multigt=None, scale=4, lr_tmpl='{}', metrics=['psnr', 'ssim'], rgb=False,
-                network_g=None, param_key=None, tile=0, tile_pad=16, device='cpu', bf16=False, weights_dir=None,
-                save_images=False, out=str(tmp_path / 'out'), no_progress=True)
+    args = dict(model=['bicubic'], dataset=[], multigt=None, scale=4, lq_filename_tmpl='{}', metrics=['psnr', 'ssim'],
+                rgb=False, network_g=None, param_key=None, tile=0, tile_pad=16, device='cpu', bf16=False,
+                weights_dir=None, save_images=False, output=str(tmp_path / 'out'), no_progress=True)
     args.update(kw)
     return argparse.Namespace(**args)
 
@@ -31,7 +32,7 @@ def test_bicubic_matches_published_numbers(shared_dir, tmp_path):
     """Bicubic x4: Set5 28.42 dB / 0.8104 as SR papers print; Set14 with our files 26.09 / 0.7049."""
     bench = osp.join(shared_dir, 'benchmarks')
     args = _args(tmp_path, dataset=[f'Set5={bench}/Set5/HR',
-                                    f'Set14={bench}/Set14/HR:{bench}/Set14/LR_bicubic/X4'], lr_tmpl='{}x4')
+                                    f'Set14={bench}/Set14/HR:{bench}/Set14/LR_bicubic/X4'], lq_filename_tmpl='{}x4')
     _, summary, paths, _ = run(args)
     by = {row['dataset']: row for row in summary}
     assert abs(by['Set5']['psnr'] - 28.42) <= 0.05 and abs(by['Set5']['ssim'] - 0.8104) <= 0.002
@@ -104,11 +105,11 @@ def test_bad_inputs_name_the_files(tiny_set, tmp_path):
     with pytest.raises(FileNotFoundError, match='no LR image'):
         list_pairs(tiny_set, str(tmp_path / 'empty'), '{}x4')
     assert benchmark_main(['--model', 'bicubic', '--dataset', f'x={tmp_path / "empty"}', '--scale', '4',
-                           '--out', str(tmp_path / 'o'), '--no-progress']) == 1
+                           '-o', str(tmp_path / 'o'), '--no-progress']) == 1
 
 
 def test_demo_report_is_written_with_its_caveats(tmp_path):
-    from scripts.run_demo import write_report
+    from nriqa_basicsr.demo.run import write_report
 
     rows = [{'model': 'Bicubic', 'psnr': 29.0, 'ssim': 0.79, 'niqe': 8.8, 'piqe': 85.0},
             {'model': 'Ori', 'psnr': 25.0, 'ssim': 0.76, 'niqe': 10.0, 'piqe': 78.0}]
@@ -123,7 +124,7 @@ def test_upscale_folder_and_adapters(tiny_model, tmp_path):
     import yaml
 
     from nriqa_basicsr.archs.lora import inject_lora, lora_state_dict
-    from scripts.upscale import main as upscale_main
+    from nriqa_basicsr.upscale import main as upscale_main
 
     opt_path, ckpt = tiny_model
     lr_dir = tmp_path / 'lr'
@@ -159,8 +160,8 @@ def test_multigt_evaluation_averages_over_positive_gts(tmp_path):
 
     from nriqa_basicsr.data.labels import POSITIVE
     from nriqa_basicsr.data.multigt_source import MultiGTSource
+    from nriqa_basicsr.demo.data import make_demo_data
     from nriqa_basicsr.evaluation import bicubic_upscale
-    from scripts.make_demo_data import make_demo_data
 
     demo = make_demo_data(str(tmp_path / 'demo'), num_train=2, num_val=2, size=128, seed=4)
     images, labels_dir, lr_dir = f'{demo}/val/images', f'{demo}/val/labels', f'{demo}/val/lq_x4'
@@ -190,25 +191,27 @@ def test_multigt_evaluation_averages_over_positive_gts(tmp_path):
 def test_checkpoint_plus_arch_name(tmp_path):
     from basicsr.archs.rrdbnet_arch import RRDBNet
 
-    from scripts.benchmark import arch_options
+    from nriqa_basicsr.cli import parse_network_g
 
-    assert arch_options('RRDBNet', 4) == {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'scale': 4}
-    assert arch_options('{"type": "RRDBNet", "num_block": 2}', 4) == {'type': 'RRDBNet', 'num_block': 2}
+    # the stock defaults are the ESRGAN / Real-ESRGAN x4 generator (BasicSR's own RRDBNet defaults, now spelled out)
+    assert parse_network_g('RRDBNet', 4) == {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 64,
+                                             'num_block': 23, 'num_grow_ch': 32, 'scale': 4}
+    assert parse_network_g('{"type": "RRDBNet", "num_block": 2}', 4) == {'type': 'RRDBNet', 'num_block': 2}
     net = RRDBNet(3, 3, scale=4, num_feat=64, num_block=23, num_grow_ch=32)
     torch.save({'params_ema': net.state_dict()}, tmp_path / 'esrgan.pth')
-    built = load_generator(str(tmp_path / 'esrgan.pth'), arch_options('RRDBNet', 4))
+    built = load_generator(str(tmp_path / 'esrgan.pth'), parse_network_g('RRDBNet', 4))
     assert sum(p.numel() for p in built.parameters()) == sum(p.numel() for p in net.parameters())
 
 
 def test_step_benchmark_compares_with_basicsr_on_the_same_batch(tmp_path):
     import json
 
-    from scripts.bench_step import main as bench_step_main
+    from nriqa_basicsr.bench.step import main as bench_step_main
 
     out = tmp_path / 'step.json'
     assert bench_step_main(['-opt', osp.join(REPO_ROOT, 'options', 'demo', 'train_demo_amo.yml'), '--device', 'cpu',
-                            '--batch', '1', '--gt-size', '192', '--iters', '1', '--warmup', '1',
-                            '--json', str(out)]) == 0
+                            '--batch-size', '1', '--gt-size', '192', '--iters', '1', '--warmup', '1',
+                            '-o', str(out)]) == 0
     result = json.loads(out.read_text())
     assert result['baseline']['model_type'] == 'SRModel' and result['nriqa']['model_type'] == 'NRIQAModel'
     assert result['policy'] == 'amo' and result['batch'] == 1 and result['gt_size'] == 192  # NIQE: 2x2 blocks of 96
@@ -216,15 +219,35 @@ def test_step_benchmark_compares_with_basicsr_on_the_same_batch(tmp_path):
     assert result['ratio'] == pytest.approx(result['nriqa']['step_ms'] / result['baseline']['step_ms'])
 
 
+def test_random_vgg_is_basicsrs_only_inside_the_benchmark(tmp_path, monkeypatch):
+    """bench.step points BasicSR's VGG19 path at a random file for its own models only, then restores it."""
+    import basicsr.archs.vgg_arch as vgg_arch
+    import torchvision
+
+    from nriqa_basicsr.bench.step import random_weights
+
+    monkeypatch.chdir(tmp_path)  # BasicSR's relative default path is absent here
+    monkeypatch.setattr(torchvision.models, 'vgg19', lambda weights=None: torch.nn.Linear(2, 2))  # small stand-in
+    before = vgg_arch.VGG_PRETRAIN_PATH
+    opt = {'path': {}, 'train': {'perceptual_opt': {'vgg_type': 'vgg19'}}}
+    with random_weights([opt, copy.deepcopy(opt)], torch.device('cpu'), str(tmp_path)):
+        assert vgg_arch.VGG_PRETRAIN_PATH == str(tmp_path / 'vgg19_random.pth')
+        assert set(torch.load(vgg_arch.VGG_PRETRAIN_PATH)) == {'weight', 'bias'}
+    assert vgg_arch.VGG_PRETRAIN_PATH == before
+    with pytest.raises(RuntimeError), random_weights([opt], torch.device('cpu'), str(tmp_path)):
+        raise RuntimeError('a failed benchmark')
+    assert vgg_arch.VGG_PRETRAIN_PATH == before
+
+
 def test_precision_check_runs_fp32_twice_and_low_precision_once(tmp_path):
     import json
 
-    from scripts.bench_precision import main as bench_precision_main
+    from nriqa_basicsr.bench.precision import main as bench_precision_main
 
     out = tmp_path / 'precision.json'
     assert bench_precision_main(['-opt', osp.join(REPO_ROOT, 'options', 'demo', 'train_demo_ori.yml'), '--device',
-                                 'cpu', '--iters', '2', '--batch', '2', '--gt-size', '64', '--groups', '4',
-                                 '--data', str(tmp_path / 'demo'), '--json', str(out)]) == 0
+                                 'cpu', '--iters', '2', '--batch-size', '2', '--gt-size', '64', '--groups', '4',
+                                 '--demo-data', str(tmp_path / 'demo'), '-o', str(out)]) == 0
     result = json.loads(out.read_text())
     runs = result['runs']
     assert set(runs) == {'fp32_seed0', 'fp32_seed1', 'bf16_cl_seed0'}

@@ -249,14 +249,14 @@ def test_score_file_is_accepted_by_the_dataset(hr_dir, tmp_path):
 
 def test_cli(hr_dir, tmp_path, capsys):
     out = str(tmp_path / 'cli')
-    assert main(['--hr', hr_dir, '--out', out, '--patch-size', '32', '--enhancers', 'detail', '--lq', 'none',
-                 '--max-patches', '2', '--quiet']) == 0
+    assert main(['--dataroot', hr_dir, '--output', out, '--patch-size', '32', '--enhancers', 'detail', '--lq', 'none',
+                 '--max-patches', '2', '--no-progress']) == 0
     printed = capsys.readouterr().out
     assert '2 groups of 2 variants from 5 images' in printed and 'dataroot_gt: ' in printed
     assert sorted(os.listdir(out)) == [BUILD_INFO, 'images']
-    assert main(['--hr', hr_dir, '--out', out, '--patch-size', '30', '--quiet']) == 1
+    assert main(['--dataroot', hr_dir, '--output', out, '--patch-size', '30', '--no-progress']) == 1
     assert 'patch_size 30 must be ≥ 8 and a multiple of scale 4' in capsys.readouterr().err
-    assert main(['--hr', str(tmp_path / 'nope'), '--out', str(tmp_path / 'x'), '--quiet']) == 1
+    assert main(['--dataroot', str(tmp_path / 'nope'), '--output', str(tmp_path / 'x'), '--no-progress']) == 1
     assert 'nope: no such folder' in capsys.readouterr().err
 
 

@@ -21,7 +21,7 @@ def test_functional_tensor_alias_points_to_current_module():
 
 
 def test_loose_version_fallback_orders_versions():
-    from nriqa_basicsr.compat import _LooseVersion
+    from nriqa_basicsr.patches import _LooseVersion
 
     assert _LooseVersion('2.14.1+cu128') >= '1.12.0'
     assert _LooseVersion('1.7.0') < _LooseVersion('1.10.0')
@@ -63,7 +63,7 @@ def test_registration_of_every_new_name():
 
 
 def test_entry_scripts_apply_the_shims_before_basicsr():
-    """Standalone scripts must import nriqa_basicsr (compat shims) before anything from basicsr."""
+    """Standalone scripts import nriqa_basicsr (import-time shims of nriqa_basicsr.patches) before basicsr."""
     import ast
     import glob
     import os.path as osp

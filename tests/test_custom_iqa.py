@@ -37,7 +37,7 @@ def tiny_weights(tmp_path_factory) -> str:
 
 @pytest.fixture(scope='module')
 def demo(tmp_path_factory) -> str:
-    from scripts.make_demo_data import make_demo_data
+    from nriqa_basicsr.demo.data import make_demo_data
 
     root = str(tmp_path_factory.mktemp('custom_demo') / 'demo')
     make_demo_data(root, num_train=3, num_val=1, size=96, seed=3)
@@ -152,7 +152,7 @@ def test_option_file_drives_selection_loss_validation_and_scoring(demo, tiny_wei
 
     from nriqa_basicsr.data.multigt_dataset import MultiGTDataset
     from nriqa_basicsr.data.score_file import load_score_table
-    from scripts.score_gts import main as score_main
+    from nriqa_basicsr.data.scoring import main as score_main
 
     unregister_nriqa_metric('tiny_sharp')  # known only through the option file from here on
     clear_scorer_cache()
@@ -179,7 +179,7 @@ def test_option_file_drives_selection_loss_validation_and_scoring(demo, tiny_wei
     # offline scoring with the CLI, by import path, then SMA from that score file
     scores = str(tmp_path / 'scores.npz')
     assert score_main(['--dataroot', osp.join(demo, 'train', 'images'), '--layout', 'hggt', '--metrics', TINY,
-                       '--out', scores, '--weights-dir', tiny_weights, '--workers', '0', '--no-progress']) == 0
+                       '--output', scores, '--weights-dir', tiny_weights, '--workers', '0', '--no-progress']) == 0
     table = load_score_table(scores)
     assert table.metrics == ['tiny_sharp'] and 'custom_model' in table.meta['metrics']['tiny_sharp']
     sma = _option_file(demo, tmp_path / 'sma', tiny_weights, 'sma', scores)
@@ -202,12 +202,12 @@ def test_bad_custom_block_is_reported_with_the_option(demo, tiny_weights, tmp_pa
 
 
 def test_analyze_iqa_compares_custom_and_pyiqa_metrics(demo, tiny_weights, tmp_path, capsys):
-    from scripts.analyze_iqa import main as analyze_main
+    from nriqa_basicsr.analysis import main as analyze_main
 
     out = tmp_path / 'analysis'
     code = analyze_main(['labels', '--dataroot', osp.join(demo, 'train', 'images'), '--labels',
                          osp.join(demo, 'train', 'labels'), '--metrics', 'piqe', 'tiny_blur', TINY,
-                         '--iqa-plugin', 'custom_iqa_plugin', '--weights-dir', tiny_weights, '--out', str(out)])
+                         '--iqa-plugin', 'custom_iqa_plugin', '--weights-dir', tiny_weights, '--output', str(out)])
     assert code == 0
     alignment = (out / 'alignment.csv').read_text()
     for name in ('piqe', 'tiny_blur', 'tiny_sharp'):
@@ -215,11 +215,11 @@ def test_analyze_iqa_compares_custom_and_pyiqa_metrics(demo, tiny_weights, tmp_p
 
 
 def test_benchmark_reports_a_custom_metric(demo, tmp_path, capsys):
-    from scripts.benchmark import main as benchmark_main
+    from nriqa_basicsr.benchmark import main as benchmark_main
 
     out = tmp_path / 'bench'
     assert benchmark_main(['--model', 'bicubic', '--dataset', f'val={osp.join(demo, "val", "images", "original")}',
                            '--scale', '4', '--metrics', 'psnr', 'tiny_blur', '--iqa-plugin', 'custom_iqa_plugin',
-                           '--device', 'cpu', '--out', str(out), '--no-progress']) == 0
+                           '--device', 'cpu', '-o', str(out), '--no-progress']) == 0
     summary = (out / 'summary.csv').read_text()
     assert 'tiny_blur' in summary.splitlines()[0]

@@ -16,7 +16,7 @@ def cnniqa_dir(tmp_path) -> str:
 
 
 def test_guide_is_cnniqa_when_its_weights_are_found_else_niqe(cnniqa_dir, tmp_path):
-    from scripts.run_demo import choose_guide
+    from nriqa_basicsr.demo.run import choose_guide
 
     empty = tmp_path / 'empty'
     empty.mkdir()
@@ -30,8 +30,8 @@ def test_guide_is_cnniqa_when_its_weights_are_found_else_niqe(cnniqa_dir, tmp_pa
 def test_guided_option_files_pass_the_start_up_checks(cnniqa_dir, tmp_path):
     import yaml
 
+    from nriqa_basicsr.demo.run import write_options
     from nriqa_basicsr.options import prepare_options
-    from scripts.run_demo import write_options
 
     paths = write_options(str(tmp_path / 'out'), 'cnniqa_live', cnniqa_dir)
     amo = yaml.safe_load(open(paths['train_demo_amo.yml']))
@@ -48,7 +48,7 @@ def test_guided_option_files_pass_the_start_up_checks(cnniqa_dir, tmp_path):
 
 
 def test_report_names_the_guide_and_the_held_out_metrics(tmp_path):
-    from scripts.run_demo import write_report
+    from nriqa_basicsr.demo.run import write_report
 
     rows = [{'model': 'Bicubic', 'psnr': 29.0, 'ssim': 0.79, 'cnniqa_live': 60.0, 'niqe': 8.8, 'piqe': 85.0},
             {'model': 'AMO (cnniqa_live)', 'psnr': 25.0, 'ssim': 0.76, 'cnniqa_live': 41.5, 'niqe': 9.1,

@@ -41,7 +41,7 @@ def save_all(self, epoch, current_iter):
     if current_iter == -1:
         rank = self.opt['rank']
         torch.save(self.get_bare_model(self.net_g).state_dict(), os.path.join(out, f'net_g_rank{rank}.pth'))
-        json.dump({'seen': seen, 'skips': self.nonfinite_skips}, open(os.path.join(out, f'seen_rank{rank}.json'), 'w'))
+        json.dump({'seen': seen, 'skips': self.step_guard.skips}, open(os.path.join(out, f'seen_rank{rank}.json'), 'w'))
 
 NRIQAModel.feed_data, NRIQAModel.save = feed_data, save_all
 train_main(sys.argv.pop(1))

@@ -49,7 +49,7 @@ def test_scorer_uses_the_fast_path_with_the_same_scores(musiq_weights):
 
 
 def test_scoring_benchmark_reports_every_variant():
-    from scripts.bench_scoring import run
+    from nriqa_basicsr.bench.scoring import run
 
     result = run('cpu', batch=1, size=32, iters=1, warmup=0, weights=None, compile_=False)
     variants = result['variants']

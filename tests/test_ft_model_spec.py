@@ -7,9 +7,9 @@ import torch
 import yaml
 
 from nriqa_basicsr.archs.lora import inject_lora, lora_state_dict, merged_state_dict
+from nriqa_basicsr.benchmark import main as benchmark_main
 from nriqa_basicsr.inference import FTResultNotFoundError, load_generator, upscale_image
-from scripts.benchmark import main as benchmark_main
-from scripts.upscale import main as upscale_main
+from nriqa_basicsr.upscale import main as upscale_main
 
 NET_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4,
          'scale': 4}
@@ -59,7 +59,7 @@ def test_ft_option_file_without_results_is_refused_with_what_to_pass(ft_run, tmp
     hr.mkdir()
     cv2.imwrite(str(hr / 'a.png'), np.full((48, 48, 3), 128, np.uint8))
     assert benchmark_main(['--model', f'ft={ft_run["opt"]}', '--dataset', f'toy={hr}', '--metrics', 'psnr',
-                           '--device', 'cpu', '--out', str(tmp_path / 'bench'), '--no-progress']) != 0
+                           '--device', 'cpu', '-o', str(tmp_path / 'bench'), '--no-progress']) != 0
     assert 'untuned base' in capsys.readouterr().err
 
 

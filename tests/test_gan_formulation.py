@@ -6,7 +6,7 @@ import logging
 import pytest
 import torch
 
-from nriqa_basicsr.models.nriqa_model import parse_gan_formulation
+from nriqa_basicsr.config.sections import parse_gan_formulation
 from nriqa_basicsr.options import OptionsError, prepare_options
 
 NET_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num_block': 1, 'num_grow_ch': 4,

@@ -235,8 +235,8 @@ def test_guard_stops_a_run_that_fools_its_guide_and_keeps_the_best(data, tmp_pat
     assert path == str(models / f'net_g_best_{best["iter"]}.pth') and f'is {path}' in str(info.value)
     stock = MSRResNet(**{k: v for k, v in MSRRESNET.items() if k != 'type'})
     stock.load_state_dict(load_torch_file(path)['params_ema'], strict=True)
-    # upscale.py picks it from the run folder (architecture from the run's option file)
-    from scripts.upscale import main as upscale
+    # nriqa-upscale picks it from the run folder (architecture from the run's option file)
+    from nriqa_basicsr.upscale import main as upscale
 
     (tmp_path / 'run.yml').write_text(json.dumps({'network_g': MSRRESNET}))
     lr_dir = osp.join(root, 'val', 'lq_x4')

@@ -219,9 +219,9 @@ def test_output_guard_api(tmp_path):
 
 
 def test_tools_never_destroy_their_inputs_or_foreign_outputs(tmp_path):
-    from scripts.create_lmdb_multigt import main as lmdb_main
-    from scripts.merge_lora import main as merge_main
-    from scripts.upscale import main as upscale_main
+    from nriqa_basicsr.data.lmdb import main as lmdb_main
+    from nriqa_basicsr.merge_lora import main as merge_main
+    from nriqa_basicsr.upscale import main as upscale_main
 
     lr = tmp_path / 'lr'
     _write_images(lr, ['a', 'b'], 0, size=16)
@@ -237,15 +237,15 @@ def test_tools_never_destroy_their_inputs_or_foreign_outputs(tmp_path):
     tree = _tree(dataset)
     common = ['--dataroot', str(dataset / 'images'), '--layout', 'generic', '--variants', 'original', 'v1',
               '--no-progress']
-    assert lmdb_main(common + ['--out', str(dataset), '--overwrite']) == 1
+    assert lmdb_main(common + ['--output', str(dataset), '--overwrite']) == 1
     assert _tree(dataset) == tree
     out = tmp_path / 'lmdb'
-    assert lmdb_main(common + ['--out', str(out)]) == 0
-    assert lmdb_main(common + ['--out', str(out)]) == 1                   # exists: not without --overwrite
-    assert lmdb_main(common + ['--out', str(out), '--overwrite']) == 0    # its own earlier output
+    assert lmdb_main(common + ['--output', str(out)]) == 0
+    assert lmdb_main(common + ['--output', str(out)]) == 1                   # exists: not without --overwrite
+    assert lmdb_main(common + ['--output', str(out), '--overwrite']) == 0    # its own earlier output
     foreign = tmp_path / 'mine'
     _write_images(foreign, ['keep'], 4)
-    assert lmdb_main(common + ['--out', str(foreign), '--overwrite']) == 1
+    assert lmdb_main(common + ['--output', str(foreign), '--overwrite']) == 1
     assert os.listdir(foreign) == ['keep.png']
 
     ft = tmp_path / 'ft.yml'
@@ -253,16 +253,16 @@ def test_tools_never_destroy_their_inputs_or_foreign_outputs(tmp_path):
                                   'path': {'pretrain_network_g': str(tmp_path / 'base.pth')}}))
     existing = tmp_path / 'merged.pth'
     existing.write_bytes(b'an earlier merge')
-    assert merge_main(['-opt', str(ft), '--adapters', str(tmp_path / 'ad.pth'), '--out', str(existing)]) == 1
-    assert merge_main(['-opt', str(ft), '--adapters', str(tmp_path / 'ad.pth'), '--out', str(ft),
+    assert merge_main(['-opt', str(ft), '--adapters', str(tmp_path / 'ad.pth'), '--output', str(existing)]) == 1
+    assert merge_main(['-opt', str(ft), '--adapters', str(tmp_path / 'ad.pth'), '--output', str(ft),
                        '--overwrite']) == 1
     assert existing.read_bytes() == b'an earlier merge' and 'network_g_lora' in ft.read_text()
 
 
 def test_score_benchmark_and_conversion_outputs_are_not_replaced_silently(tmp_path, capsys):
-    from scripts.benchmark import main as benchmark_main
-    from scripts.convert_iqa_weights import main as convert_main
-    from scripts.score_gts import main as score_main
+    from nriqa_basicsr.benchmark import main as benchmark_main
+    from nriqa_basicsr.data.scoring import main as score_main
+    from nriqa_basicsr.iqa.convert import main as convert_main
 
     images = tmp_path / 'images'
     for variant in ('original', 'v1'):
@@ -270,19 +270,19 @@ def test_score_benchmark_and_conversion_outputs_are_not_replaced_silently(tmp_pa
     scores = tmp_path / 'scores.npz'
     scores.write_bytes(b'earlier scores')
     assert score_main(['--dataroot', str(images), '--layout', 'generic', '--variants', 'original', 'v1',
-                       '--metrics', 'piqe', '--out', str(scores), '--no-progress']) == 1
+                       '--metrics', 'piqe', '--output', str(scores), '--no-progress']) == 1
     assert 'pass --overwrite' in capsys.readouterr().err and scores.read_bytes() == b'earlier scores'
     weights = tmp_path / 'weights'
     os.makedirs(weights)
     (weights / 'niqe_modelparameters.mat').write_bytes(b'earlier conversion')
     src = tmp_path / 'niqe.npz'
     np.savez(src, mu_pris_param=np.zeros((1, 36)), cov_pris_param=np.eye(36))
-    assert convert_main(['niqe', str(src), '--out', str(weights)]) == 1
+    assert convert_main(['niqe', str(src), '--output', str(weights)]) == 1
     assert (weights / 'niqe_modelparameters.mat').read_bytes() == b'earlier conversion'
     results = tmp_path / 'results'
     _write_images(results, ['someone_elses'], 1)
     assert benchmark_main(['--model', 'bicubic', '--dataset', f'x={images / "original"}', '--scale', '4',
-                           '--out', str(results), '--overwrite', '--no-progress']) == 1
+                           '-o', str(results), '--overwrite', '--no-progress']) == 1
     assert 'was not made by benchmark.py' in capsys.readouterr().err and os.listdir(results) == ['someone_elses.png']
 
 
@@ -320,16 +320,16 @@ def test_option_files_are_read_safely(tmp_path):
 
 
 def test_every_tool_refuses_python_tags_without_running_them(sr_data, tmp_path):
-    from scripts.benchmark import main as benchmark_main
-    from scripts.merge_lora import main as merge_main
-    from scripts.upscale import main as upscale_main
+    from nriqa_basicsr.benchmark import main as benchmark_main
+    from nriqa_basicsr.merge_lora import main as merge_main
+    from nriqa_basicsr.upscale import main as upscale_main
 
     marker = tmp_path / 'pwned'
     evil = str(_evil(tmp_path, marker))
-    assert merge_main(['-opt', evil, '--adapters', 'a.pth', '--out', str(tmp_path / 'm.pth')]) == 1
+    assert merge_main(['-opt', evil, '--adapters', 'a.pth', '--output', str(tmp_path / 'm.pth')]) == 1
     assert upscale_main(['-i', osp.join(sr_data, 'LR'), '-o', str(tmp_path / 'sr'), '--model', evil]) == 1
     assert benchmark_main(['--model', f'm={evil}', '--dataset', f'x={osp.join(sr_data, "HR")}', '--scale', '4',
-                           '--out', str(tmp_path / 'bench'), '--no-progress']) == 1
+                           '-o', str(tmp_path / 'bench'), '--no-progress']) == 1
     out = subprocess.run([sys.executable, '-c', _TRAIN, str(tmp_path / 'root'), '-opt', evil], cwd=REPO_ROOT,
                          capture_output=True, text=True, timeout=300)
     assert out.returncode == 2 and 'refused' in out.stderr and 'Traceback' not in out.stderr
@@ -490,8 +490,8 @@ def test_score_grid_made_for_other_image_sizes_names_the_file_not_an_index(tmp_p
 
 
 def test_lmdb_names_with_spaces_work_and_bad_listings_are_named(tmp_path):
+    from nriqa_basicsr.data.lmdb import create_lmdb
     from nriqa_basicsr.data.multigt_source import MultiGTLayoutError, MultiGTSource
-    from scripts.create_lmdb_multigt import create_lmdb
 
     root = _generic(tmp_path / 'D', 0, size=16, names=('a b', 'a c'))
     out = create_lmdb(MultiGTSource(root, 'generic', ['original', 'v1']), str(tmp_path / 'lmdb'), progress=False)
@@ -519,7 +519,7 @@ def test_hidden_folder_in_labels_is_not_an_annotator(tmp_path):
 
 
 def test_torn_score_log_header_does_not_block_reruns(tmp_path):
-    from scripts.score_gts import read_partial
+    from nriqa_basicsr.data.scoring import read_partial
 
     partial = tmp_path / 'x.npz.partial.jsonl'
     partial.write_text('{"format": "nriqa-gt-sc')
@@ -572,7 +572,7 @@ def test_malformed_score_file_header_and_missing_option_file_name_the_file(tmp_p
 def test_run_demo_does_not_delete_a_running_demo_experiment(tmp_path):
     import uuid
 
-    from scripts.run_demo import train
+    from nriqa_basicsr.demo.run import train
 
     name = f'pytest_demo_lock_{uuid.uuid4().hex[:6]}'
     exp = osp.join(REPO_ROOT, 'experiments', name)

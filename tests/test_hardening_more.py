@@ -13,11 +13,11 @@ from torch import nn
 
 from nriqa_basicsr.archs.lora import inject_lora, lora_state_dict
 from nriqa_basicsr.data.build_multigt import BUILD_INFO, TOOL, MultiGTBuildConfig, build_multigt
+from nriqa_basicsr.data.lmdb import create_lmdb
 from nriqa_basicsr.data.multigt_dataset import MultiGTDataset
 from nriqa_basicsr.data.multigt_source import LmdbReadError, MultiGTLayoutError, MultiGTSource, open_lmdb_client
+from nriqa_basicsr.demo.data import make_demo_data
 from nriqa_basicsr.output_guard import OutputExistsError, OutputPathError, marker_path, owner_of
-from scripts.create_lmdb_multigt import create_lmdb
-from scripts.make_demo_data import make_demo_data
 
 OLD_MARKER = '.nriqa-build-multigt.json'  # where earlier versions marked their output (inside it)
 

@@ -65,11 +65,11 @@ def test_brisque_live_release_converts_and_loads(shared_dir, tmp_path):
     """The LIVE BRISQUE libsvm model → pyiqa's file format, then scored through the normal weights search."""
     import cv2
 
-    from scripts.convert_iqa_weights import main as convert
+    from nriqa_basicsr.iqa.convert import main as convert
 
     src = osp.join(shared_dir, 'iqa_weights', 'brisque')
     assert convert(['brisque', osp.join(src, 'allmodel'), '--range', osp.join(src, 'allrange'),
-                    '--out', str(tmp_path)]) == 0
+                    '--output', str(tmp_path)]) == 0
     sv_coef, sv = torch.load(tmp_path / 'brisque_svm_weights.pth', weights_only=True)
     assert sv_coef.shape == (774,) and sv.shape == (774, 36)
     from nriqa_basicsr.metrics.nriqa_metric import calculate_nriqa
@@ -85,11 +85,11 @@ def test_brisque_live_release_converts_and_loads(shared_dir, tmp_path):
 
 
 def test_brisque_conversion_refuses_foreign_model(tmp_path):
-    from scripts.convert_iqa_weights import main as convert
+    from nriqa_basicsr.iqa.convert import main as convert
 
     model = tmp_path / 'model'
     model.write_text('svm_type c_svc\nkernel_type rbf\ngamma 0.05\nrho 1\nSV\n1 1:0.5\n')
-    assert convert(['brisque', str(model), '--out', str(tmp_path / 'out')]) == 1
+    assert convert(['brisque', str(model), '--output', str(tmp_path / 'out')]) == 1
     assert not (tmp_path / 'out' / 'brisque_svm_weights.pth').exists()
 
 

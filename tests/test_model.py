@@ -168,7 +168,7 @@ def test_ft_trains_only_adapters_and_merged_checkpoint_is_stock(data, tmp_path):
 
 
 def test_merge_script_matches_saved_merge(data, tmp_path):
-    from scripts.merge_lora import merge
+    from nriqa_basicsr.merge_lora import merge
 
     root, scores = data
     base = _stage_one(data, tmp_path)
@@ -186,7 +186,7 @@ def test_merge_script_matches_saved_merge(data, tmp_path):
 
 
 def test_bad_model_options(data, tmp_path):
-    from nriqa_basicsr.models.nriqa_model import CheckpointMismatchError
+    from nriqa_basicsr.checkpoint import CheckpointMismatchError
     from nriqa_basicsr.options import OptionsError, prepare_options
 
     root, scores = data
@@ -387,3 +387,41 @@ def test_compile_option_keeps_checkpoint_keys(data, tmp_path):
     opt['train']['compile'] = {'backnd': 'eager'}
     with pytest.raises(OptionsError, match=r'train.compile.backnd: unknown option'):
         prepare_options(opt)
+
+
+def test_model_and_loss_own_the_scorers_they_compile(data, tmp_path):
+    root, scores = data
+    opt = _model_opt(root, scores, 'amo', tmp_path, iqa=True)
+    opt['train']['compile'] = {'backend': 'eager'}
+    model = _build(opt)
+    loss_scorers = model.cri_iqa.scorers(model.device)
+    assert all(s._compiled_call_impl is not None for s in [*model.amo_scorers.values(), *loss_scorers.values()])
+    from nriqa_basicsr.iqa import scorer as scorer_module
+
+    cached = set(scorer_module._SHARED._scorers)
+    shared = [build_scorer('piqe', 'NR', 'cpu', check_range=False),
+              build_scorer('musiq', 'NR', 'cpu', normalize=True, weights_dir=None)]
+    assert set(scorer_module._SHARED._scorers) == cached  # the very scorers the model's copies were made from
+    assert shared[0] is not model.amo_scorers['piqe'] and shared[1] is not loss_scorers['musiq']
+    assert all(s._compiled_call_impl is None for s in shared)  # the process-wide cache is never changed
+
+
+def test_generator_and_ema_read_the_base_with_one_key(data, tmp_path):
+    from nriqa_basicsr.checkpoint import network_state
+
+    root, scores = data
+    params, ema = (_build(_model_opt(root, scores, 'original', tmp_path / f'src{i}')).net_g for i in (0, 1))
+    for p in ema.parameters():
+        p.data.add_(0.5)
+    base = tmp_path / 'base.pth'
+    torch.save({'params': network_state(params), 'params_ema': network_state(ema)}, base)
+    opt = _model_opt(root, scores, 'original', tmp_path / 'run', pretrain=str(base))
+    opt['path']['param_key_g'] = 'params'
+    model = _build(opt)
+    for net in (model.net_g, model.net_g_ema):
+        assert all(torch.equal(v, network_state(params)[k]) for k, v in network_state(net).items())
+    # resuming a run reads its own checkpoint by set: the EMA continues from params_ema
+    opt['path']['resume_state'] = str(tmp_path / 'run' / 'states' / '1.state')
+    resumed = _build(opt)
+    assert all(torch.equal(v, network_state(ema)[k]) for k, v in network_state(resumed.net_g_ema).items())
+    assert all(torch.equal(v, network_state(params)[k]) for k, v in network_state(resumed.net_g).items())

@@ -16,13 +16,13 @@ from conftest import REPO_ROOT
 
 from nriqa_basicsr.data.image_io import ImageReadError, decode_image
 from nriqa_basicsr.data.labels import POSITIVE, LabelError, effective_labels
+from nriqa_basicsr.data.lmdb import create_lmdb
 from nriqa_basicsr.data.multigt_dataset import MultiGTDataset
 from nriqa_basicsr.data.multigt_source import MultiGTLayoutError, MultiGTSource
 from nriqa_basicsr.data.score_file import ScoreFileError, ScoreTable, load_score_table, save_score_table
+from nriqa_basicsr.data.scoring import ResumeError, score_dataset
+from nriqa_basicsr.demo.data import make_demo_data
 from nriqa_basicsr.output_guard import owner_of
-from scripts.create_lmdb_multigt import create_lmdb
-from scripts.make_demo_data import make_demo_data
-from scripts.score_gts import ResumeError, score_dataset
 
 VARIANTS = ['original', '01', '02', '03', '04']
 
@@ -291,7 +291,7 @@ def test_score_file_records_weight_file_hashes(demo, musiq_weights, tmp_path):
 
 
 def test_interrupted_lmdb_build_leaves_nothing(demo, tmp_path, monkeypatch):
-    import scripts.create_lmdb_multigt as tool
+    import nriqa_basicsr.data.lmdb as tool
 
     source = MultiGTSource(osp.join(demo, 'train', 'images'), 'hggt')
     calls = []

@@ -176,7 +176,7 @@ def test_console_scripts_expose_basicsr_flags():
 
 def test_multigt_dataset_drives_a_stock_basicsr_model(run_name, tmp_path):
     """MultiGTDataset registers by import and feeds BasicSR's SRModel (the "Ori" baseline) and validation."""
-    from scripts.make_demo_data import make_demo_data
+    from nriqa_basicsr.demo.data import make_demo_data
 
     demo = make_demo_data(str(tmp_path / 'demo'), num_train=4, num_val=1, size=128, seed=5)
     common = {'type': 'MultiGTDataset', 'layout': 'hggt', 'lq_mode': 'bicubic', 'io_backend': {'type': 'disk'}}

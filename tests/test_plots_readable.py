@@ -2,12 +2,9 @@
 
 import os.path as osp
 
-import matplotlib
+import matplotlib.pyplot as plt  # the Agg backend: conftest sets MPLBACKEND
 
-matplotlib.use('Agg')
-import matplotlib.pyplot as plt  # noqa: E402
-
-from nriqa_basicsr.plotting import labelled_scatter  # noqa: E402
+from nriqa_basicsr.plotting import labelled_scatter
 
 NEAR_EQUAL = [('Ori', 25.84, 10.024), ('AMO + FT (NIQE, LoRA)', 25.86, 10.021), ('Bicubic', 29.1, 8.8)]
 
@@ -34,8 +31,8 @@ def test_nearly_equal_models_get_distinct_styles_and_a_legend_not_overlapping_te
 
 
 def test_benchmark_and_demo_reports_plot_two_close_models(tmp_path):
+    from nriqa_basicsr.demo.run import machine_summary, write_report
     from nriqa_basicsr.evaluation import MetricSuite, write_reports
-    from scripts.run_demo import machine_summary, write_report
 
     suite = MetricSuite(['psnr', 'ssim', 'niqe'], 4, device='cpu')
     summary = [{'model': 'Ori', 'dataset': 'Set5', 'images': 5, 'psnr': 25.84, 'ssim': 0.76, 'niqe': 10.02},

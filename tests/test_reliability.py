@@ -23,9 +23,9 @@ from test_model import _batch, _build, _cli_opt, _dataset_opt, _model_opt, _trai
 from nriqa_basicsr.atomic import atomic_path
 from nriqa_basicsr.data.multigt_dataset import MultiGTDataset
 from nriqa_basicsr.data.sampler import ResumableSampler, SampleKey, batches_done_in_epoch
-from nriqa_basicsr.models.nriqa_model import NonFiniteTrainingError
 from nriqa_basicsr.rng_state import capture_rng_state, restore_rng_state
 from nriqa_basicsr.safe_load import CorruptFileError, UnsafeFileError, load_torch_file
+from nriqa_basicsr.step_guard import NonFiniteTrainingError
 
 
 # ------------------------------------------------------------------------------------------ atomic files
@@ -283,11 +283,11 @@ def test_nonfinite_steps_are_skipped_then_training_stops_naming_the_term(data, t
     model.cri_pix = lambda out, gt: real_pix(out, gt) * float('nan')
     model.feed_data(batch)
     model.optimize_parameters(2)
-    assert model.nonfinite_skips == 1 and 'non-finite l_g_pix' in caplog.text
+    assert model.step_guard.skips == 1 and 'non-finite l_g_pix' in caplog.text
     model.cri_pix = real_pix
     model.feed_data(batch)
     model.optimize_parameters(3)  # a good step resets the streak
-    assert model.nonfinite_streak == 0
+    assert model.step_guard.streak == 0
     good = {k: v.clone() for k, v in model.net_g.state_dict().items()}
     good_d = {k: v.clone() for k, v in model.net_d.named_parameters()}  # spectral-norm buffers move
     scorer = model.amo_scorers['piqe']
@@ -303,7 +303,7 @@ def test_nonfinite_steps_are_skipped_then_training_stops_naming_the_term(data, t
     with pytest.raises(NonFiniteTrainingError, match=r'iter 6: 3 steps in a row .* last: l_g_pix\. .*'
                                                      r'max_consecutive_nonfinite = 3'):
         model.optimize_parameters(6)
-    assert model.nonfinite_skips == 4
+    assert model.step_guard.skips == 4
     assert all(torch.equal(v, good[k]) for k, v in model.net_g.state_dict().items())  # skipped: unchanged
     assert all(torch.equal(v, good_d[k]) for k, v in model.net_d.named_parameters())
     saved = load_torch_file(str(tmp_path / 'models' / 'net_g_1.pth'))['params']
@@ -318,5 +318,5 @@ def test_nonfinite_gradients_skip_the_step(data, tmp_path, caplog):
     first = next(model.net_g.parameters())
     first.register_hook(lambda g: g * float('nan'))
     model.optimize_parameters(1)
-    assert 'non-finite gradients of net_g' in caplog.text and model.nonfinite_skips == 1
+    assert 'non-finite gradients of net_g' in caplog.text and model.step_guard.skips == 1
     assert all(torch.equal(v, before[k]) for k, v in model.net_g.state_dict().items())

@@ -106,7 +106,7 @@ def test_reading_states_what_moved(monkeypatch):
 
 
 def test_missing_inputs_reported_at_once(tmp_path, capsys):
-    assert rp.main(['--quick', '--shared', str(tmp_path / 'nowhere'), '--out', str(tmp_path / 'o'),
+    assert rp.main(['--quick', '--shared', str(tmp_path / 'nowhere'), '--output', str(tmp_path / 'o'),
                     '--work', str(tmp_path / 'w')]) == 1
     err = capsys.readouterr().err
     for what in ('released generator', 'IQA weights folder', 'training photos BSD200', 'benchmark Set5'):
@@ -118,7 +118,7 @@ def test_quick_pipeline_end_to_end(shared_dir, tmp_path, run_names):
     """The whole experiment at toy size on the real model and data: five arms, both LR kinds, a report."""
     run_names.append('reproduce_quick_')
     out, work = tmp_path / 'out', tmp_path / 'work'
-    assert rp.main(['--quick', '--shared', shared_dir, '--out', str(out), '--work', str(work)]) == 0
+    assert rp.main(['--quick', '--shared', shared_dir, '--output', str(out), '--work', str(work)]) == 0
     with open(out / 'summary.csv') as f:
         rows = list(csv.DictReader(f))
     assert {(r['model'].split('-')[0], r['dataset']) for r in rows} == {
@@ -134,7 +134,7 @@ def test_quick_pipeline_end_to_end(shared_dir, tmp_path, run_names):
     assert len(os.listdir(work / 'benchmarks' / 'Set5' / 'LR_realesrgan_seed0' / 'X4')) == 2
     # the report again from that evaluation, without training or benchmarking
     (out / 'report.md').unlink()
-    assert rp.main(['--quick', '--report-only', '--shared', shared_dir, '--out', str(out), '--work', str(work)]) == 0
+    assert rp.main(['--quick', '--report-only', '--shared', shared_dir, '--output', str(out), '--work', str(work)]) == 0
     assert '## Set5-RealESRGAN' in (out / 'report.md').read_text()
 
 

@@ -33,7 +33,7 @@ def test_benchmark_run_compares_the_checkpoints_of_a_hacked_run(data, tmp_path, 
     """A run fooling its guide (huge weight on gradient magnitude) stopped by its guard: the benchmark of its
     checkpoints on the validation images reproduces the run's own validation values, picks the best iterations
     per criterion, marks the guard's firing and fires the guard on these values too."""
-    from scripts.benchmark import main as benchmark
+    from nriqa_basicsr.benchmark import main as benchmark
 
     root, scores = data
     exp = tmp_path / 'hack_run'
@@ -57,7 +57,7 @@ def test_benchmark_run_compares_the_checkpoints_of_a_hacked_run(data, tmp_path, 
     hr, lr = osp.join(root, 'val', 'images', 'original'), osp.join(root, 'val', 'lq_x4')
     out = tmp_path / 'bench'
     assert benchmark(['--run', str(exp), '--dataset', f'val={hr}:{lr}', '--dataset', f'bicubic_lr={hr}', '--rgb',
-                      '--device', 'cpu', '--no-progress', '--out', str(out)]) == 0
+                      '--device', 'cpu', '--no-progress', '-o', str(out)]) == 0
     printed = capsys.readouterr().out
     with open(out / 'summary.csv') as f:
         measured = {r['model']: r for r in csv.DictReader(f) if r['dataset'] == 'val'}

@@ -99,6 +99,22 @@ def test_env_weights_dir_is_searched(musiq_weights, monkeypatch):
     IQAScorer('musiq', device='cpu')  # builds without weights_path or weights_dir
 
 
+def test_project_weights_dir_is_under_the_working_directory(musiq_weights, tmp_path, monkeypatch):
+    """Not under the package's own folder: an installed (non-editable) package finds weights where it runs."""
+    import shutil
+
+    import nriqa_basicsr
+
+    monkeypatch.chdir(tmp_path)
+    folder = tmp_path / 'experiments' / 'pretrained_models' / 'iqa'
+    assert project_weights_dir() == str(folder)
+    assert search_dirs()[0] == str(folder)  # after explicit dirs and $NRIQA_WEIGHTS_DIR (unset here)
+    assert not project_weights_dir().startswith(osp.dirname(osp.dirname(nriqa_basicsr.__file__)) + os.sep)
+    folder.mkdir(parents=True)
+    shutil.copy(musiq_weights, folder)
+    assert osp.join(str(folder), osp.basename(musiq_weights)) in IQAScorer('musiq', device='cpu').weight_files
+
+
 def test_missing_weights_offline_fail_fast_with_instructions(tmp_path):
     start = time.monotonic()
     with pytest.raises(WeightsNotFoundError) as info:

@@ -1,10 +1,8 @@
-"""Import every `*_arch.py` module here so its classes register in BasicSR's registries."""
+"""Helpers around BasicSR's generator architectures; this package defines no architecture of its own.
 
-import importlib
-from os import path as osp
+* :mod:`nriqa_basicsr.archs.lora` — LoRA adapters on a frozen generator (injection, state dicts, merged export);
+* :mod:`nriqa_basicsr.archs.detect` — the ``network_g`` of a released checkpoint, read from its state dict.
 
-from basicsr.utils import scandir
-
-_folder = osp.dirname(osp.abspath(__file__))
-_names = sorted(osp.splitext(osp.basename(v))[0] for v in scandir(_folder) if v.endswith('_arch.py'))
-_modules = [importlib.import_module(f'nriqa_basicsr.archs.{name}') for name in _names]
+Generators are BasicSR's own (``RRDBNet``, ``SwinIR``, ...), built from ``ARCH_REGISTRY``; nothing here is
+registered, so importing this package has no side effects.
+"""

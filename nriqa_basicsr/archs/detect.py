@@ -31,13 +31,14 @@ import inspect
 import math
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-__all__ = ['ASSUMED_KEYS', 'AUTO_ARCH', 'UnknownArchitectureError', 'detect_network_g', 'extract_state_dict',
-           'load_network_file', 'network_scale', 'resolve_auto_network_g', 'to_basicsr_layout']
+__all__ = ['ASSUMED_KEYS', 'AUTO_ARCH', 'UnknownArchitectureError', 'build_parser', 'detect_network_g',
+           'extract_state_dict', 'load_network_file', 'main', 'network_scale', 'resolve_auto_network_g',
+           'to_basicsr_layout']
 
 AUTO_ARCH = 'auto'  # network_g: {type: auto} asks for the architecture of path.pretrain_network_g
 
@@ -346,7 +347,7 @@ def load_network_file(path: str, param_key: str | None = None, device: str | tor
     ``param_key``: ``None`` takes ``params_ema``, then ``params``, else the file as a bare state dict."""
     from basicsr.archs import build_network
 
-    from nriqa_basicsr.models.nriqa_model import load_matching
+    from nriqa_basicsr.checkpoint import load_matching
 
     sd, _ = _read(path, param_key)
     try:
@@ -394,17 +395,26 @@ def resolve_auto_network_g(opt: dict[str, Any], where: str = 'options') -> dict[
     return opt
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Print the detected ``network_g`` of a checkpoint; ``--convert OUT`` writes it with BasicSR keys."""
+def build_parser() -> argparse.ArgumentParser:
+    """``nriqa-detect-arch``'s command line."""
+    from nriqa_basicsr import cli
+
+    parser = argparse.ArgumentParser(prog='nriqa-detect-arch',
+                                     description='Detect the BasicSR network_g of an SR checkpoint.')
+    parser.add_argument('checkpoint', help='the .pth / .safetensors file')
+    cli.add_param_key(parser)
+    parser.add_argument('--convert', metavar='FILE', help='also write {"params_ema": state dict} with BasicSR keys to '
+                        'FILE (old ESRGAN key layouts)')
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Print the detected ``network_g`` of a checkpoint; ``--convert FILE`` writes it with BasicSR keys."""
     import json
 
     import nriqa_basicsr  # noqa: F401  (compat shims before basicsr)
 
-    parser = argparse.ArgumentParser(description='Detect the BasicSR network_g of an SR checkpoint.')
-    parser.add_argument('checkpoint')
-    parser.add_argument('--param-key', help='default: params_ema, then params, else a bare state dict')
-    parser.add_argument('--convert', metavar='OUT', help='write {"params_ema": state dict} with BasicSR keys')
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         sd, _ = _read(args.checkpoint, args.param_key)
         print(json.dumps(detect_network_g(sd)))

@@ -10,13 +10,17 @@ the state dict has the stock architecture's keys and loads into BasicSR's ``RRDB
 from __future__ import annotations
 
 import copy
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import nn
 
-__all__ = ['DEFAULT_TARGETS', 'LORA_KEYS', 'SUPPORTED_LAYERS', 'inject_lora', 'load_lora_state_dict', 'lora_state_dict',
-           'merged_state_dict', 'parameter_counts', 'validate_lora_options']
+from nriqa_basicsr.config.schema import decode_or_raise
+from nriqa_basicsr.config.sections import LoRAOptions
+
+__all__ = ['DEFAULT_TARGETS', 'SUPPORTED_LAYERS', 'inject_lora', 'load_lora_state_dict', 'lora_state_dict',
+           'lora_targets', 'merged_state_dict', 'parameter_counts']
 
 # RRDB: every 3x3 conv of the residual dense blocks, the trunk conv and the upsampling convs; SwinIR: attention
 # and MLP projections. Regexes are matched against full module names (peft semantics).
@@ -24,43 +28,31 @@ DEFAULT_TARGETS = {
     'RRDBNet': r'^(body\.\d+\.rdb\d\.conv\d|conv_body|conv_up1|conv_up2|conv_hr)$',
     'SwinIR': r'^layers\.\d+\.residual_group\.blocks\.\d+\.(attn\.qkv|attn\.proj|mlp\.fc1|mlp\.fc2)$',
 }
-LORA_KEYS = {'rank': int, 'alpha': (int, float), 'dropout': (int, float), 'target_modules': (str, list)}
 SUPPORTED_LAYERS = (nn.Conv2d, nn.Linear)  # the layer types adapters are made, merged and tested for here
 
 
-def validate_lora_options(opt: Any, arch: str | None) -> list[str]:
-    """Problems with a ``network_g_lora`` block (empty list when fine)."""
-    if not isinstance(opt, dict):
-        return [f'network_g_lora must be a mapping with keys {sorted(LORA_KEYS)}.']
-    problems = [f'network_g_lora.{k}: unknown option; valid keys: {sorted(LORA_KEYS)}.' for k in opt
-                if k not in LORA_KEYS]
-    for key, kind in LORA_KEYS.items():
-        if key in opt and (isinstance(opt[key], bool) or not isinstance(opt[key], kind)):
-            problems.append(f'network_g_lora.{key}: wrong type {type(opt[key]).__name__}.')
-    if isinstance(opt.get('rank', 8), int) and opt.get('rank', 8) < 1:
-        problems.append('network_g_lora.rank: must be >= 1.')
-    if isinstance(opt.get('dropout', 0.0), (int, float)) and not 0 <= opt.get('dropout', 0.0) < 1:
-        problems.append('network_g_lora.dropout: must be in [0, 1).')
-    if 'target_modules' not in opt and arch not in DEFAULT_TARGETS:
-        problems.append(f'network_g_lora.target_modules: no default for arch {arch}; give a regex or a list of '
-                        f'module-name suffixes (defaults exist for {sorted(DEFAULT_TARGETS)}).')
-    return problems
+def lora_targets(config: LoRAOptions, arch: str | None) -> str | list[str]:
+    """``target_modules`` of a decoded ``network_g_lora``, or the default of ``arch``."""
+    if config.target_modules:
+        return config.target_modules
+    if arch not in DEFAULT_TARGETS:
+        raise ValueError(f'network_g_lora.target_modules: no default for arch {arch}; give a regex or a list of '
+                         f'module-name suffixes (defaults exist for {sorted(DEFAULT_TARGETS)}).')
+    return DEFAULT_TARGETS[arch]
 
 
-def inject_lora(net: nn.Module, opt: dict[str, Any], arch: str | None = None) -> nn.Module:
-    """Add LoRA adapters to ``net`` in place (base weights frozen); returns ``net``."""
+def inject_lora(net: nn.Module, opt: Mapping[str, Any] | LoRAOptions, arch: str | None = None) -> nn.Module:
+    """Add LoRA adapters to ``net`` in place (base weights frozen); returns ``net``. ``opt``: the
+    ``network_g_lora`` block, decoded here when given as a mapping."""
     from peft import LoraConfig, inject_adapter_in_model
 
-    problems = validate_lora_options(opt, arch)
-    if problems:
-        raise ValueError('\n'.join(problems))
-    rank = int(opt.get('rank', 8))
-    config = LoraConfig(r=rank, lora_alpha=float(opt.get('alpha', rank)), lora_dropout=float(opt.get('dropout', 0)),
-                        target_modules=opt.get('target_modules') or DEFAULT_TARGETS[arch], bias='none')
-    targets = opt.get('target_modules') or DEFAULT_TARGETS[arch]
-    _check_targets(net, config, targets, arch)
+    config = decode_or_raise(LoRAOptions, opt, 'network_g_lora')
+    targets = lora_targets(config, arch)
+    peft_config = LoraConfig(r=config.rank, lora_alpha=config.lora_alpha, lora_dropout=config.dropout,
+                             target_modules=targets, bias='none')
+    _check_targets(net, peft_config, targets, arch)
     try:
-        inject_adapter_in_model(config, net)
+        inject_adapter_in_model(peft_config, net)
     except ValueError as exc:  # peft's own refusals that _check_targets does not foresee
         raise ValueError(f'network_g_lora.target_modules {targets!r} on {arch}: {exc}') from exc
     return net

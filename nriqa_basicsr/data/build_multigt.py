@@ -17,10 +17,14 @@ No labels are written (there are no annotators); use policies that need none (or
 The output is built in a temporary folder beside ``out`` and renamed into place when complete; the input
 folders are never written to. Which folder may be replaced is decided by :mod:`nriqa_basicsr.output_guard`
 (its marker ``.<out>.nriqa-output.json`` beside ``out``; ``--overwrite`` replaces only this tool's output).
+
+    nriqa-build-multigt --dataroot ../shared/datasets/BSD200/HR -o datasets/bsd200_mgt --patch-size 192 \\
+        --lq realesrgan
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import json
@@ -38,12 +42,14 @@ from typing import Any, Literal
 import cv2
 import numpy as np
 
+from nriqa_basicsr import cli
 from nriqa_basicsr.data.enhancers import DEMO_ENHANCERS, build_enhancers
 from nriqa_basicsr.data.image_io import IMAGE_EXTENSIONS, decode_image, list_images
 from nriqa_basicsr.output_guard import claim_output_dir, guard_output_dir
 
 __all__ = ['BUILD_INFO', 'TOOL', 'BuildError', 'BuildSummary', 'MultiGTBuildConfig', 'atomic_output_dir',
-           'build_multigt', 'build_patches', 'folder_sources', 'lapvar', 'read_hr', 'texture_ok']
+           'build_multigt', 'build_parser', 'build_patches', 'folder_sources', 'lapvar', 'main', 'read_hr',
+           'texture_ok']
 
 TOOL = 'build_multigt.py'  # the owner named in output_guard's marker
 BUILD_INFO = 'build.json'  # config and summary, inside the output (the ownership marker lives beside it)
@@ -448,17 +454,14 @@ def build_multigt(config: MultiGTBuildConfig, progress: bool = False) -> BuildSu
 
 
 # ------------------------------------------------------------------------------------------------ command line
-def main(argv: Sequence[str] | None = None) -> int:
-    """``nriqa-build-multigt`` / ``scripts/build_multigt.py``."""
-    import argparse
-
-    import yaml
-
+def build_parser() -> argparse.ArgumentParser:
     d = MultiGTBuildConfig(hr_dirs=('-',), out='-')
     parser = argparse.ArgumentParser(prog='nriqa-build-multigt', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument('--hr', nargs='+', required=True, metavar='DIR', help='folder(s) of HR images')
-    parser.add_argument('--out', required=True, help='output folder (must not exist, see --overwrite)')
+    # several folders, hence not cli.add_dataroot (one folder); the same meaning: inputs, never written to
+    parser.add_argument('--dataroot', nargs='+', required=True, metavar='DIR',
+                        help='folder(s) of HR photos the patches are cut from (read only)')
+    cli.add_output(parser, required=True, help='output folder (must not exist, see --overwrite)')
     parser.add_argument('--patch-size', type=int, default=d.patch_size, help='HR patch size (default %(default)s)')
     parser.add_argument('--step', type=int, help='grid step (default 3/4 of the patch size)')
     parser.add_argument('--scale', type=int, default=d.scale, help='LR scale (default %(default)s)')
@@ -476,12 +479,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument('--texture-check', choices=['all', 'original'], default=d.texture_check,
                         help='variants that must pass the thresholds (default %(default)s)')
     parser.add_argument('--max-patches', type=int, help='keep a seeded random subset of this many patches')
-    parser.add_argument('--seed', type=int, default=d.seed)
+    cli.add_seed(parser, default=d.seed)
     parser.add_argument('--score-metrics', nargs='+', default=[], metavar='METRIC',
                         help='also write scores_<metrics>.npz (e.g. niqe) for sma/smp')
-    parser.add_argument('--device', default=d.device, help='for model enhancers and scorers')
-    parser.add_argument('--overwrite', action='store_true', help="replace this tool's own earlier output")
-    parser.add_argument('--quiet', action='store_true')
+    cli.add_device(parser, default=d.device)  # CPU by default: the same data on every machine of one kind
+    cli.add_overwrite(parser, help="replace this tool's own earlier output")
+    cli.add_no_progress(parser)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``nriqa-build-multigt`` / ``scripts/build_multigt.py``."""
+    import yaml
+
+    parser = build_parser()
     args = parser.parse_args(argv)
     degradation = None
     if args.degradation:
@@ -491,12 +502,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.error(f'--degradation {args.degradation}: expected a mapping of option names to values.')
     try:
         config = MultiGTBuildConfig(
-            hr_dirs=tuple(args.hr), out=args.out, patch_size=args.patch_size, step=args.step, scale=args.scale,
+            hr_dirs=tuple(args.dataroot), out=args.output, patch_size=args.patch_size, step=args.step, scale=args.scale,
             enhancers=tuple(args.enhancers), lq=args.lq, degradation=degradation, min_std=args.min_std,
             min_lapvar=args.min_lapvar, std_of=args.std_of, texture_check=args.texture_check,
             max_patches=args.max_patches, seed=args.seed, score_metrics=tuple(args.score_metrics),
-            device=args.device, overwrite=args.overwrite)
-        summary = build_multigt(config, progress=not args.quiet)
+            device=cli.resolve_device(args.device), overwrite=args.overwrite)
+        summary = build_multigt(config, progress=not args.no_progress)
     except (ValueError, OSError) as exc:  # BuildError, EnhancerError, ImageReadError, OutputPathError; FileExistsError
         print(f'error: {exc}', file=sys.stderr)
         return 1

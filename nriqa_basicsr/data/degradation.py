@@ -11,10 +11,8 @@ x4plus's second-order settings (:data:`REALESRGAN_X4PLUS`) unless told otherwise
 
 from __future__ import annotations
 
-import contextlib
 import math
-import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -28,6 +26,8 @@ from basicsr.data.degradations import (
 from basicsr.utils import DiffJPEG
 from basicsr.utils.img_process_util import filter2D
 from torch.nn import functional as F
+
+from nriqa_basicsr.patches import global_rngs_seeded
 
 __all__ = ['REALESRGAN_X4PLUS', 'KernelSampler', 'degrade_image', 'degrade_realesrgan']
 
@@ -49,21 +49,6 @@ REALESRGAN_X4PLUS: dict[str, Any] = {
     'resize_prob2': [0.3, 0.4, 0.3], 'resize_range2': [0.3, 1.2], 'gaussian_noise_prob2': 0.5,
     'noise_range2': [1, 25], 'poisson_scale_range2': [0.05, 2.5], 'gray_noise_prob2': 0.4, 'jpeg_range2': [30, 95],
 }
-
-
-@contextlib.contextmanager
-def _numpy_seeded(rng: np.random.Generator) -> Iterator[None]:
-    # basicsr's kernel functions draw from numpy's global RNG and (the kernel type) from Python's `random`;
-    # run them from the sample's own generator and leave both global streams as they were.
-    state, py_state = np.random.get_state(), random.getstate()
-    seed = int(rng.integers(0, 2**32))
-    np.random.seed(seed)
-    random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
-        random.setstate(py_state)
 
 
 class KernelSampler:
@@ -92,7 +77,8 @@ class KernelSampler:
             omega = rng.uniform(np.pi / 3, np.pi) if ksize < 13 else rng.uniform(np.pi / 5, np.pi)
             kernel = circular_lowpass_kernel(omega, ksize, pad_to=False)
         else:
-            with _numpy_seeded(rng):
+            # basicsr draws the kernel from numpy's and Python's global RNGs: run it from this sample's generator
+            with global_rngs_seeded(int(rng.integers(0, 2**32))):
                 kernel = random_mixed_kernels(o['kernel_list'], o['kernel_prob'], ksize, o['blur_sigma'],
                                               o['blur_sigma'], [-math.pi, math.pi], o['betag_range'],
                                               o['betap_range'], noise_range=None)

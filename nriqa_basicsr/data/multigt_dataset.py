@@ -13,6 +13,8 @@ from basicsr.utils.matlab_functions import imresize
 from basicsr.utils.registry import DATASET_REGISTRY
 from torch.utils import data
 
+from nriqa_basicsr.config.schema import decode_or_raise
+from nriqa_basicsr.config.sections import MultiGTOptions
 from nriqa_basicsr.data.degradation import KernelSampler
 from nriqa_basicsr.data.image_io import decode_image
 from nriqa_basicsr.data.labels import LABEL_NAMES, POSITIVE
@@ -22,8 +24,6 @@ from nriqa_basicsr.data.score_file import ScoreFileError, load_score_table, sour
 from nriqa_basicsr.data.selection import combine_scores, zscore_stats
 
 __all__ = ['MultiGTDataset']
-
-LQ_MODES = ('paired', 'bicubic', 'realesrgan')
 
 
 def _augment(imgs: list[np.ndarray], hflip: bool, rot: bool, rng: np.random.Generator) -> list[np.ndarray]:
@@ -57,39 +57,35 @@ class MultiGTDataset(data.Dataset):
 
     def __init__(self, opt: dict[str, Any]) -> None:
         super().__init__()
+        # BasicSR builds datasets from plain dicts: decode the block with its schema (the start-up checks use the
+        # same one), so every option rule lives in MultiGTOptions.
+        self.config = cfg = decode_or_raise(MultiGTOptions, opt, 'MultiGTDataset')
         self.opt = opt
-        self.phase = opt.get('phase', 'train')
-        self.scale = int(opt.get('scale', 4))
-        self.source = MultiGTSource(opt['dataroot_gt'], opt.get('layout', 'generic'), opt.get('gt_variants'),
-                                    opt.get('filename_tmpl'), opt.get('io_backend'), opt.get('dataroot_label'))
+        self.phase = cfg.phase
+        self.scale = cfg.scale
+        self.source = MultiGTSource(cfg.dataroot_gt, cfg.layout, cfg.gt_variants, cfg.filename_tmpl,
+                                    cfg.io_backend, cfg.dataroot_label)
         all_groups = list(self.source.groups)
         self.variants = self.source.variants
         self.labels, self.label_counts = self.source.read_labels()
         self.has_labels = bool(self.source.annotators())
 
-        self.lq_mode = opt.get('lq_mode') or ('paired' if opt.get('dataroot_lq') else 'bicubic')
-        if self.lq_mode not in LQ_MODES:
-            raise ValueError(f'MultiGTDataset: lq_mode must be one of {LQ_MODES}, got "{self.lq_mode}".')
-        if self.lq_mode == 'paired' and not opt.get('dataroot_lq'):
-            raise ValueError('MultiGTDataset: lq_mode "paired" needs dataroot_lq.')
-        self.lq_root = osp.expanduser(opt['dataroot_lq']) if opt.get('dataroot_lq') else None
-        self.lq_tmpl = opt.get('lq_filename_tmpl', '{}')
-        self.lq_ext = opt.get('lq_ext', '.png')
+        self.lq_mode = cfg.resolved_lq_mode
+        self.lq_root = osp.expanduser(cfg.dataroot_lq) if cfg.dataroot_lq else None
+        self.lq_tmpl = cfg.lq_filename_tmpl
+        self.lq_ext = cfg.lq_ext
         self._lq_client: FileClient | None = None
         self.kernels = KernelSampler(opt) if self.lq_mode == 'realesrgan' else None
-
-        self.gt_size = opt.get('gt_size')
-        if self.phase == 'train' and not self.gt_size:
-            raise ValueError('MultiGTDataset: training needs gt_size (the GT crop size).')
+        self.gt_size = cfg.gt_size
 
         self.scores = self.grid_scores = None
         self.grid_stride = None
-        if opt.get('score_file'):
-            self._load_scores(opt, all_groups)
+        if cfg.score_file:
+            self._load_scores(cfg, all_groups)
 
         keep = np.ones(len(all_groups), bool)
-        if opt.get('drop_without_positive'):
-            if not self.has_labels:
+        if cfg.drop_without_positive:
+            if not self.has_labels:  # labels given but none found: a property of the data, not of the options
                 raise ValueError('MultiGTDataset: drop_without_positive needs human labels (dataroot_label).')
             keep &= (self.labels == POSITIVE).any(axis=1)
         self.groups = [g for g, k in zip(all_groups, keep) if k]
@@ -99,18 +95,17 @@ class MultiGTDataset(data.Dataset):
         if self.grid_scores is not None:
             self.grid_scores = self.grid_scores[keep]
         if not self.groups:
-            raise ValueError(f'MultiGTDataset {opt.get("name")}: no groups left after drop_without_positive.')
+            raise ValueError(f'MultiGTDataset {cfg.name}: no groups left after drop_without_positive.')
         self._draws = 0
-        if opt.get('report_counts', True):
+        if cfg.report_counts:
             get_root_logger().info(self.summary(len(all_groups)))
 
     # ------------------------------------------------------------------------------------------------- scores
-    def _load_scores(self, opt: dict[str, Any], groups: list[str]) -> None:
-        path = osp.expanduser(opt['score_file'])
+    def _load_scores(self, cfg: MultiGTOptions, groups: list[str]) -> None:
+        path = osp.expanduser(cfg.score_file)
         table = load_score_table(path)
         table.check_dataset(path, groups, self.variants, source_content_fingerprint(self.source))
-        metrics = opt.get('score_metrics') or table.metrics
-        weights = {m: 1.0 for m in metrics} if isinstance(metrics, (list, tuple)) else dict(metrics)
+        weights = dict(cfg.score_metrics) if cfg.score_metrics else {m: 1.0 for m in table.metrics}
         unknown = [m for m in weights if m not in table.scores]
         if unknown:
             raise ScoreFileError(f'{path}: has no scores for {unknown} (score_metrics); it holds {table.metrics}.')
@@ -122,10 +117,8 @@ class MultiGTDataset(data.Dataset):
                 raise ScoreFileError(f'{path}: metric "{metric}" has non-finite scores for {len(bad)} group(s), e.g. '
                                      f'"{groups[bad[0]]}" (the metric could not score those images, e.g. too small '
                                      f'for NIQE); drop the metric from score_metrics or rescore.')
-        zscore = opt.get('score_norm', 'zscore' if len(weights) > 1 else 'raw')
-        if zscore not in ('raw', 'zscore'):
-            raise ValueError(f'MultiGTDataset: score_norm must be "raw" or "zscore", got "{zscore}".')
-        stats = {m: zscore_stats(v) for m, v in per_metric.items()} if zscore == 'zscore' else None
+        zscore = cfg.resolved_score_norm(len(weights)) == 'zscore'
+        stats = {m: zscore_stats(v) for m, v in per_metric.items()} if zscore else None
         self.score_stats = stats
         self.scores = combine_scores(per_metric, weights, stats).numpy()
         if table.grids:
@@ -145,7 +138,7 @@ class MultiGTDataset(data.Dataset):
 
     # -------------------------------------------------------------------------------------------------- info
     def summary(self, total: int | None = None) -> str:
-        lines = [f'MultiGTDataset {self.opt.get("name")}: {len(self.groups)} groups'
+        lines = [f'MultiGTDataset {self.config.name}: {len(self.groups)} groups'
                  + (f' (of {total})' if total is not None and total != len(self.groups) else '')
                  + f', K={len(self.variants)} variants {self.variants}, lq_mode={self.lq_mode}, '
                  f'backend={self.source.backend}']
@@ -225,8 +218,7 @@ class MultiGTDataset(data.Dataset):
         if self.lq_mode == 'bicubic':
             lq = np.clip(imresize(gts[0], 1 / self.scale), 0, 1).astype(np.float32)  # always from the original
         if self.phase == 'train':
-            imgs = _augment(gts + ([lq] if lq is not None else []), self.opt.get('use_hflip', True),
-                            self.opt.get('use_rot', True), rng)
+            imgs = _augment(gts + ([lq] if lq is not None else []), self.config.use_hflip, self.config.use_rot, rng)
             gts, lq = imgs[:len(gts)], (imgs[-1] if lq is not None else None)
 
         tensors = img2tensor(gts, bgr2rgb=True, float32=True)
@@ -252,7 +244,7 @@ class MultiGTDataset(data.Dataset):
                 cell = self.grid_scores[index][:, r, c] if r < rows and c < cols else None
                 if cell is None or not np.isfinite(cell).all():  # the grid was made for other image sizes
                     raise ScoreFileError(
-                        f'{self.opt["score_file"]}: no grid score for the crop at ({top}, {left}) of group "{name}" '
+                        f'{self.config.score_file}: no grid score for the crop at ({top}, {left}) of group "{name}" '
                         f'({w}x{h}); the score grid was made for other image sizes. Rescore with '
                         f'scripts/score_gts.py --grid {self.grid_stride} --crop {self.gt_size} --overwrite.')
                 out['grid_scores'] = torch.from_numpy(cell.astype(np.float32))

@@ -1,4 +1,7 @@
-"""Offline NR-IQA scores of every GT variant (``scripts/score_gts.py``), stored safely and checked on load.
+"""Offline NR-IQA scores of every GT variant (``nriqa-score-gts``), stored safely and checked on load.
+
+This module owns the format: the header a scoring run writes (:func:`score_header`) and the checks a dataset
+applies when it reads the file (:meth:`ScoreTable.check_dataset`).
 
 A score file is an ``.npz`` read with ``allow_pickle=False``:
 
@@ -24,8 +27,9 @@ import numpy as np
 
 from nriqa_basicsr.atomic import atomic_path
 
-__all__ = ['FORMAT', 'ScoreFileError', 'ScoreTable', 'content_fingerprint', 'dataset_fingerprint', 'grid_positions',
-           'load_score_table', 'save_score_table', 'source_content_fingerprint']
+__all__ = ['FORMAT', 'RESUME_KEYS', 'ScoreFileError', 'ScoreTable', 'content_fingerprint', 'dataset_fingerprint',
+           'grid_positions', 'load_score_table', 'metric_record', 'save_score_table', 'score_header',
+           'source_content_fingerprint']
 
 _SAMPLE = 8192  # bytes hashed at each end of a file: the header (image size) and the tail of the pixel data
 
@@ -76,6 +80,38 @@ def source_content_fingerprint(source: Any) -> str | None:
                                 for k in range(len(source.variants))])
 
 
+# header fields that must match for a scoring run to resume another one's partial log
+RESUME_KEYS = ('metrics', 'variants', 'fingerprint', 'content', 'grid')
+
+
+def metric_record(scorer: Any) -> dict[str, Any]:
+    """What the header records of one metric (an :class:`~nriqa_basicsr.iqa.IQAScorer`): pyiqa version, direction,
+    options and the SHA-256 of every weight file, so scores from other weights are recognisable."""
+    import pyiqa
+
+    from nriqa_basicsr.iqa.releases import file_sha256
+
+    custom = {'custom_model': type(scorer.net).__module__ + ':' + type(scorer.net).__qualname__} \
+        if scorer.info.custom else {}
+    return {'pyiqa_version': pyiqa.__version__, 'lower_better': scorer.lower_better, **custom,
+            'stored_as': 'quality (higher is better; lower-better metrics negated)',
+            'options': {k: str(v) for k, v in scorer.metric_opts.items()},
+            'weight_files': {osp.basename(p): file_sha256(p) for p in scorer.weight_files}}
+
+
+def score_header(source: Any, scorers: dict[str, Any], grid: tuple[int, int] | None = None) -> dict[str, Any]:
+    """The ``meta`` header of a score file of ``source`` (a
+    :class:`~nriqa_basicsr.data.multigt_source.MultiGTSource`) scored by ``scorers``; ``grid`` is
+    ``(stride, crop)`` of the crop scores, if any."""
+    return {
+        'format': FORMAT, 'metrics': {m: metric_record(s) for m, s in scorers.items()},
+        'variants': source.variants, 'layout': source.layout, 'dataset_root': osp.abspath(source.root),
+        'io_backend': source.backend, 'fingerprint': dataset_fingerprint(source.groups, source.variants),
+        'content': source_content_fingerprint(source),  # other images with the same names are refused on load
+        'grid': {'stride': grid[0], 'crop': grid[1]} if grid else None,
+    }
+
+
 @dataclass
 class ScoreTable:
     meta: dict[str, Any]
@@ -118,7 +154,7 @@ class ScoreTable:
         if missing:
             raise ScoreFileError(f'{path}: {len(missing)} of {len(groups)} groups have no scores (e.g. '
                                  f'"{missing[0]}"); the file is stale. Rerun scripts/score_gts.py with the same '
-                                 f'--out to score them.')
+                                 f'--output to score them.')
         raise ScoreFileError(f'{path}: was computed on a different listing of this dataset ({len(self.groups)} '
                              f'groups scored, {len(groups)} now); it is stale. Rerun scripts/score_gts.py.')
 

@@ -17,16 +17,17 @@ Argmax ties break towards the lowest index (the original first). Scores are qual
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from nriqa_basicsr.data.labels import NEGATIVE, POSITIVE
 
-__all__ = ['POLICIES', 'SCORE_POLICIES', 'LABEL_POLICIES', 'SelectionConfig', 'candidate_mask', 'combine_scores',
+if TYPE_CHECKING:  # the schema module imports the policy names from here
+    from nriqa_basicsr.config.sections import GTSelectionOptions
+
+__all__ = ['POLICIES', 'SCORE_POLICIES', 'LABEL_POLICIES', 'candidate_mask', 'combine_scores',
            'parse_selection_options', 'selection_probabilities', 'select', 'zscore_stats']
 
 POLICIES = ('original', 'upos', 'sma', 'smp', 'amo', 'amo_cached')
@@ -138,65 +139,10 @@ def combine_scores(per_metric: Mapping[str, torch.Tensor], weights: Mapping[str,
     return total
 
 
-@dataclass(frozen=True)
-class SelectionConfig:
-    """Parsed ``train.gt_selection`` options (see README, option reference)."""
+def parse_selection_options(opt: Mapping[str, Any] | None) -> tuple[GTSelectionOptions | None, list[str]]:
+    """``train.gt_selection`` → its decoded schema (:class:`~nriqa_basicsr.config.sections.GTSelectionOptions`)
+    and the list of all problems found; ``(None, [])`` when the section is absent."""
+    from nriqa_basicsr.config.schema import decode
+    from nriqa_basicsr.config.sections import GTSelectionOptions
 
-    policy: str = 'original'
-    tau: float = 1.0
-    include_original: bool = True
-    exclude_negatives: bool = False
-    metrics: dict[str, float] = field(default_factory=dict)
-    metric_opts: dict[str, dict] = field(default_factory=dict)
-
-    @property
-    def needs_labels(self) -> bool:
-        return self.policy in LABEL_POLICIES or self.exclude_negatives
-
-    @property
-    def needs_score_file(self) -> bool:
-        return self.policy in ('sma', 'smp', 'amo_cached')
-
-
-_SELECTION_KEYS = {'policy': str, 'tau': (int, float), 'include_original': bool, 'exclude_negatives': bool,
-                   'metrics': (dict, list, str), 'metric_opts': dict}
-
-
-def parse_selection_options(opt: Mapping[str, Any] | None) -> tuple[SelectionConfig | None, list[str]]:
-    """``train.gt_selection`` → config and the list of problems found (all of them, not just the first)."""
-    if opt is None:
-        return None, []
-    problems = []
-    if not isinstance(opt, Mapping):
-        return None, [f'train.gt_selection must be a mapping, got {type(opt).__name__}.']
-    for key, value in opt.items():
-        if key not in _SELECTION_KEYS:
-            close = difflib.get_close_matches(key, list(_SELECTION_KEYS), n=1)
-            problems.append(f'train.gt_selection.{key}: unknown option' + (f' (did you mean {close[0]}?)' if close
-                                                                            else f'; known: {sorted(_SELECTION_KEYS)}'))
-        elif isinstance(value, bool) and _SELECTION_KEYS[key] is not bool:
-            problems.append(f'train.gt_selection.{key}: expected {_SELECTION_KEYS[key]}, got a boolean.')
-        elif not isinstance(value, _SELECTION_KEYS[key]):
-            problems.append(f'train.gt_selection.{key}: wrong type {type(value).__name__}.')
-    policy = opt.get('policy', 'original')
-    if policy not in POLICIES:
-        problems.append(f'train.gt_selection.policy: "{policy}" is not one of {list(POLICIES)}.')
-    tau = opt.get('tau', 1.0)
-    if isinstance(tau, (int, float)) and not isinstance(tau, bool) and not tau > 0:
-        problems.append(f'train.gt_selection.tau: must be > 0, got {tau}.')
-    metrics = opt.get('metrics') or {}
-    if isinstance(metrics, str):
-        metrics = {metrics: 1.0}
-    elif isinstance(metrics, list):
-        metrics = {m: 1.0 for m in metrics}
-    if policy == 'amo' and not metrics:
-        problems.append('train.gt_selection.metrics: policy "amo" scores candidates online; name the NR '
-                        'metric(s), e.g. metrics: {musiq: 1.0}.')
-    if problems:
-        return None, problems
-    metric_opts = dict(opt.get('metric_opts') or {})
-    stray = sorted(set(metric_opts) - set(metrics))
-    if stray:
-        return None, [f'train.gt_selection.metric_opts: given for {stray}, which are not in metrics.']
-    return SelectionConfig(policy, float(tau), bool(opt.get('include_original', True)),
-                           bool(opt.get('exclude_negatives', False)), dict(metrics), metric_opts), []
+    return (None, []) if opt is None else decode(GTSelectionOptions, opt, 'train.gt_selection')

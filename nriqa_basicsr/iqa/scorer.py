@@ -9,6 +9,7 @@ in ``torch.no_grad()`` for plain scoring.
 
 from __future__ import annotations
 
+import copy
 import functools
 import json
 import os
@@ -24,7 +25,8 @@ from nriqa_basicsr.iqa.scores import to_quality
 from nriqa_basicsr.iqa.weights import WeightsNotFoundError, check_tensors_only, redirect_downloads
 from nriqa_basicsr.safe_load import load_torch_file
 
-__all__ = ['IQAInputError', 'IQAScorer', 'build_scorer', 'clear_scorer_cache', 'default_device']
+__all__ = ['IQAInputError', 'IQAScorer', 'ScorerCache', 'build_scorer', 'clear_scorer_cache', 'default_device',
+           'private_scorers']
 
 _RANGE_TOLERANCE = 1e-4
 
@@ -219,21 +221,53 @@ class IQAScorer(nn.Module):
         return f'name={self.name}, mode={self.info.mode}, device={self.device}, normalized={self.score_range}'
 
 
-_CACHE: dict[str, IQAScorer] = {}
+class ScorerCache:
+    """Scorers by ``(name, mode, device, options)``, each built once.
+
+    The process-wide cache behind :func:`build_scorer` is shared by every user (losses, metrics, selection,
+    tools), so nobody may change its scorers (``torch.compile``, ``channels_last``). An owner that changes its
+    scorers keeps a private cache (:func:`private_scorers`): its scorers are deep copies of the shared ones
+    (one weights load per process) that no one else holds.
+    """
+
+    def __init__(self, shared: ScorerCache | None = None) -> None:
+        self._scorers: dict[str, IQAScorer] = {}
+        self._shared = shared
+
+    def get(self, name: str, mode: str = 'NR', device: str | torch.device | None = None,
+            **options: Any) -> IQAScorer:
+        """The scorer for ``(name, mode, device, options)``, built (or copied from the shared cache) once."""
+        dev = torch.device(device) if device is not None else default_device()
+        if dev.type == 'cuda' and dev.index is None:
+            dev = torch.device('cuda', torch.cuda.current_device())
+        key = json.dumps([get_metric_info(name, mode).name, mode, str(dev), options], sort_keys=True, default=str)
+        scorer = self._scorers.get(key)
+        if scorer is None:
+            if self._shared is not None:
+                scorer = copy.deepcopy(self._shared.get(name, mode, dev, **options))
+            else:
+                scorer = IQAScorer(name, mode=mode, device=dev, **options)
+            self._scorers[key] = scorer
+        return scorer
+
+    def clear(self) -> None:
+        self._scorers.clear()
+
+
+_SHARED = ScorerCache()
 
 
 def build_scorer(name: str, mode: str = 'NR', device: str | torch.device | None = None,
                  **options: Any) -> IQAScorer:
-    """Return the cached :class:`IQAScorer` for ``(name, mode, device, options)``, building it once."""
-    dev = torch.device(device) if device is not None else default_device()
-    if dev.type == 'cuda' and dev.index is None:
-        dev = torch.device('cuda', torch.cuda.current_device())
-    key = json.dumps([get_metric_info(name, mode).name, mode, str(dev), options], sort_keys=True, default=str)
-    scorer = _CACHE.get(key)
-    if scorer is None:
-        scorer = _CACHE[key] = IQAScorer(name, mode=mode, device=dev, **options)
-    return scorer
+    """Return the shared cached :class:`IQAScorer` for ``(name, mode, device, options)``, building it once.
+    It is shared: use it as it is (see :class:`ScorerCache` for scorers you change)."""
+    return _SHARED.get(name, mode, device, **options)
+
+
+def private_scorers() -> ScorerCache:
+    """A cache of scorers owned by its holder (copies of the shared ones), free to compile or reformat."""
+    return ScorerCache(shared=_SHARED)
 
 
 def clear_scorer_cache() -> None:
-    _CACHE.clear()
+    _SHARED.clear()

@@ -1,13 +1,19 @@
 """Where NR/FR-IQA weight files come from, and failing fast when they are not there.
 
 pyiqa fetches every checkpoint through ``pyiqa.utils.download_util.load_file_from_url(url)``, which caches the
-file under ``$TORCH_HOME/hub/pyiqa/<basename>``. While a metric is being built we route those calls through
-:func:`resolve_weight_file`, which looks for the same basename in, in order:
+file under ``$TORCH_HOME/hub/pyiqa/<basename>``. While a metric is being built (:func:`redirect_downloads`) those
+calls go to :func:`resolve_weight_file` (the patch itself, and its scope, is
+:func:`nriqa_basicsr.patches.iqa_weight_downloads`), which looks for the same basename in, in order:
 
-1. the directories given explicitly (``weights_dir`` option of a metric, loss or scorer);
+1. the directories given explicitly (``weights_dir`` option of a metric, loss or scorer; ``--weights-dir`` of
+   the command-line tools);
 2. ``$NRIQA_WEIGHTS_DIR`` (``os.pathsep``-separated list);
-3. the project directory ``experiments/pretrained_models/iqa`` under the repository root (BasicSR convention);
+3. ``experiments/pretrained_models/iqa`` under the current working directory (BasicSR's convention: the folder a
+   run is started from, where ``experiments/`` is written; :func:`project_weights_dir`);
 4. pyiqa's own cache.
+
+No location depends on where the package is installed, so an installed (non-editable) package finds its weights
+the same way as a checkout.
 
 In each directory the authors' original releases are accepted as well (BRISQUE's ``allmodel``, IL-NIQE's
 ``templateModel.mat``, NIQE's ``modelparameters.mat``, flat or in the metric's sub-folder, see
@@ -22,18 +28,17 @@ metric, the file, the directories searched and how to obtain the file.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 import os
 import os.path as osp
 import shutil
 import socket
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from urllib.parse import urlparse
 
 from nriqa_basicsr.atomic import atomic_path
 from nriqa_basicsr.iqa.releases import RELEASES, find_release
+from nriqa_basicsr.patches import iqa_weight_downloads
 
 __all__ = [
     'WeightsNotFoundError',
@@ -45,7 +50,6 @@ __all__ = [
     'search_dirs',
 ]
 
-_REPO_ROOT = osp.abspath(osp.join(osp.dirname(__file__), osp.pardir, osp.pardir))
 _PYIQA_HOST = 'huggingface.co'
 
 
@@ -66,8 +70,8 @@ class WeightsNotFoundError(FileNotFoundError):
 
 
 def project_weights_dir() -> str:
-    """``experiments/pretrained_models/iqa`` under the repository root."""
-    return osp.join(_REPO_ROOT, 'experiments', 'pretrained_models', 'iqa')
+    """``experiments/pretrained_models/iqa`` under the current working directory (absolute)."""
+    return osp.join(os.getcwd(), 'experiments', 'pretrained_models', 'iqa')
 
 
 def cache_dir() -> str:
@@ -163,40 +167,6 @@ def resolve_weight_file(
                                'so it cannot be downloaded.' + also)
 
 
-# The resolver of the metric being built, if any; read by the dispatcher below.
-_ACTIVE_RESOLVER: contextvars.ContextVar[Callable[..., str] | None] = contextvars.ContextVar(
-    'nriqa_weight_resolver', default=None)
-_PYIQA_DOWNLOAD: Callable[..., str] | None = None
-
-
-def _install_dispatcher() -> None:
-    """Make pyiqa's ``load_file_from_url`` consult the active resolver (once per process).
-
-    pyiqa imports its arch modules lazily and each binds ``load_file_from_url`` by name at import, so a temporary
-    patch would leak into modules imported while it is active. Instead every binding is replaced once by a
-    dispatcher that behaves exactly like the original unless a metric is being built by us.
-    """
-    global _PYIQA_DOWNLOAD
-    import pyiqa.utils.download_util as dl
-
-    if _PYIQA_DOWNLOAD is not None:
-        return
-    original = dl.load_file_from_url
-
-    @functools.wraps(original)
-    def load_file_from_url(url: str, model_dir: str | None = None, progress: bool = True,
-                           file_name: str | None = None) -> str:
-        resolver = _ACTIVE_RESOLVER.get()
-        if resolver is None:
-            return original(url, model_dir, progress, file_name)
-        return resolver(url, model_dir, progress, file_name)
-
-    for name, module in list(sys.modules.items()):
-        if name.startswith('pyiqa') and getattr(module, 'load_file_from_url', None) is original:
-            module.load_file_from_url = load_file_from_url
-    _PYIQA_DOWNLOAD = original
-
-
 _CHECKED_SAFE: set[tuple[str, float, int]] = set()
 
 
@@ -223,28 +193,21 @@ def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = Non
     well, so timm backbones fail in seconds instead of retrying for ~47 s. Yields the list of weight files
     resolved while the context is active (for provenance records).
     """
-    import huggingface_hub.constants as hf_constants
-    import torch.hub
-
-    _install_dispatcher()
     extra = [extra_dirs] if isinstance(extra_dirs, str) else list(extra_dirs or [])
     offline = is_offline()
-
     used: list[str] = []
 
-    def resolve(url: str, model_dir: str | None, progress: bool, file_name: str | None) -> str:
+    def resolve(original: Callable[..., str], url: str, model_dir: str | None = None, progress: bool = True,
+                file_name: str | None = None) -> str:
         name = file_name or osp.basename(urlparse(url).path)
         dirs = extra + ([model_dir] if model_dir else [])
         path = resolve_weight_file(name, metric, dirs, url,
-                                   download=lambda: _PYIQA_DOWNLOAD(url, model_dir, progress, file_name))
+                                   download=lambda: original(url, model_dir, progress, file_name))
         check_tensors_only(path, metric)
         used.append(path)
         return path
 
-    hub_download = torch.hub.download_url_to_file
-
-    def fetch_to(url: str, dst: str, *args: object, **kwargs: object) -> None:
-        # torch.hub looks this name up at call time, so a temporary patch is enough here.
+    def fetch_to(original: Callable[..., None], url: str, dst: str, *args: object, **kwargs: object) -> None:
         name = osp.basename(urlparse(url).path)
         dirs = search_dirs(extra)
         for src in (osp.join(d, name) for d in dirs):
@@ -256,17 +219,8 @@ def redirect_downloads(metric: str, extra_dirs: str | Sequence[str] | None = Non
             raise WeightsNotFoundError(metric, name, dirs + [osp.dirname(osp.abspath(dst))], url,
                                        'The network is unreachable (or offline mode is set), so it cannot be '
                                        'downloaded.')
-        hub_download(url, dst, *args, **kwargs)
+        original(url, dst, *args, **kwargs)
         used.append(dst)
 
-    token = _ACTIVE_RESOLVER.set(resolve)
-    hf_before = hf_constants.HF_HUB_OFFLINE
-    torch.hub.download_url_to_file = fetch_to
-    if offline:
-        hf_constants.HF_HUB_OFFLINE = True
-    try:
+    with iqa_weight_downloads(resolve, fetch_to, offline):
         yield used
-    finally:
-        _ACTIVE_RESOLVER.reset(token)
-        torch.hub.download_url_to_file = hub_download
-        hf_constants.HF_HUB_OFFLINE = hf_before

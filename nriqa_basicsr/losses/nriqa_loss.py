@@ -10,33 +10,16 @@ from basicsr.utils import get_root_logger
 from basicsr.utils.registry import LOSS_REGISTRY
 from torch import nn
 
-from nriqa_basicsr.iqa import build_scorer, get_metric_info
+from nriqa_basicsr.config.schema import decode_or_raise
+from nriqa_basicsr.config.sections import NRIQALossOptions
+from nriqa_basicsr.iqa import get_metric_info
+from nriqa_basicsr.iqa.scorer import private_scorers
 
 __all__ = ['NRIQALoss', 'NonFiniteScoreError']
-
-_REDUCTIONS = ('none', 'mean', 'sum')
-_NONFINITE = ('raise', 'skip')
 
 
 class NonFiniteScoreError(FloatingPointError):
     """A metric returned NaN/inf for the SR output."""
-
-
-def _metric_weights(metrics: Any) -> dict[str, float]:
-    if isinstance(metrics, str):
-        metrics = {metrics: 1.0}
-    elif isinstance(metrics, (list, tuple)):
-        metrics = {m: 1.0 for m in metrics}
-    if not isinstance(metrics, dict) or not metrics:
-        raise ValueError(f'NRIQALoss: "metrics" must be a metric name, a list of names or a mapping '
-                         f'{{name: weight}}, got {metrics!r}.')
-    weights = {}
-    for name, weight in metrics.items():
-        get_metric_info(name, 'NR')  # unknown or full-reference names fail here, before any network is built
-        if isinstance(weight, bool) or not isinstance(weight, (int, float)):
-            raise ValueError(f'NRIQALoss: weight of metric "{name}" must be a number, got {weight!r}.')
-        weights[name] = float(weight)
-    return weights
 
 
 @LOSS_REGISTRY.register()
@@ -69,41 +52,36 @@ class NRIQALoss(nn.Module):
                  metric_opts: dict[str, dict] | None = None, weights_dir: str | list[str] | None = None,
                  device: str | None = None, metric: str | None = None) -> None:
         super().__init__()
-        if metric is not None:
-            if metrics is not None:
-                raise ValueError('NRIQALoss: give either metrics (names/weights) or metric (one name), not both.')
-            metrics = metric
-        if reduction not in _REDUCTIONS:
-            raise ValueError(f'NRIQALoss: unsupported reduction "{reduction}"; choose one of {_REDUCTIONS}.')
-        if nonfinite not in _NONFINITE:
-            raise ValueError(f'NRIQALoss: nonfinite must be one of {_NONFINITE}, got "{nonfinite}".')
-        self.weights = _metric_weights(metrics)
-        metric_opts = dict(metric_opts or {})
-        unknown = sorted(set(metric_opts) - set(self.weights))
-        if unknown:
-            raise ValueError(f'NRIQALoss: metric_opts given for {unknown}, which are not in metrics '
-                             f'{sorted(self.weights)}.')
-        self.loss_weight = float(loss_weight)
-        self.reduction = reduction
-        self.clamp = clamp
-        self.nonfinite = nonfinite
+        # BasicSR calls this with the block's keys: decode them with the schema the start-up checks use.
+        config = decode_or_raise(NRIQALossOptions, {
+            'metrics': metrics, 'loss_weight': loss_weight, 'reduction': reduction, 'normalize': normalize,
+            'clamp': clamp, 'nonfinite': nonfinite, 'metric_opts': metric_opts, 'weights_dir': weights_dir,
+            'device': device, 'metric': metric}, 'NRIQALoss')
+        self.weights = config.weights
+        for name in self.weights:
+            get_metric_info(name, 'NR')  # unknown or full-reference names fail here, before any network is built
+        self.loss_weight = config.loss_weight
+        self.reduction = config.reduction
+        self.clamp = config.clamp
+        self.nonfinite = config.nonfinite
         self.nonfinite_counts: Counter[str] = Counter()
         self.last_quality: dict[str, torch.Tensor] = {}  # detached batch-mean quality per metric, for logging
         self._scorer_opts = {
-            name: {'normalize': normalize, 'weights_dir': weights_dir, **metric_opts.get(name, {})}
+            name: {'normalize': config.normalize, 'weights_dir': config.weights_dir, **config.metric_opts.get(name, {})}
             for name in self.weights
         }
+        self._own_scorers = private_scorers()
         # Built now so that missing weights or bad options fail at start-up, not at the first iteration.
         for name in self.weights:
-            self._scorer(name, device)
+            self._scorer(name, config.device)
 
     def _scorer(self, name: str, device: torch.device | str | None):
-        # Scorers live in a process-wide cache, not as submodules: they must stay out of optimisers, DDP wrappers
-        # and state dicts, and `.to()`/`.train()` on this loss must not reach them.
-        return build_scorer(name, 'NR', device, **self._scorer_opts[name])
+        # The loss's own scorers (the model may compile them), kept in a cache, not as submodules: they must stay
+        # out of optimisers, DDP wrappers and state dicts, and `.to()`/`.train()` on this loss must not reach them.
+        return self._own_scorers.get(name, 'NR', device, **self._scorer_opts[name])
 
     def scorers(self, device: torch.device | str | None = None) -> dict[str, Any]:
-        """The (shared, cached) scorer of each metric on ``device``."""
+        """The loss's own scorer of each metric on ``device``."""
         return {name: self._scorer(name, device) for name in self.weights}
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor | None = None, **kwargs: Any) -> torch.Tensor:
