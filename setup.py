@@ -39,6 +39,7 @@ setup(
         'nriqa-create-lmdb = nriqa_basicsr.data.lmdb:main',
         'nriqa-demo = nriqa_basicsr.demo.run:main',
         'nriqa-detect-arch = nriqa_basicsr.archs.detect:main',
+        'nriqa-guard-noise = nriqa_basicsr.guard_noise:main',
         'nriqa-make-demo-data = nriqa_basicsr.demo.data:main',
         'nriqa-merge-lora = nriqa_basicsr.merge_lora:main',
         'nriqa-reproduce = nriqa_basicsr.reproduce:main',

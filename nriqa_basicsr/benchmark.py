@@ -105,7 +105,7 @@ def multigt_items(spec: str, scale: int) -> list[MultiGTItem]:
     """Items of an HGGT-layout set: ``IMAGES_DIR:LABELS_DIR[:LR_DIR]`` (LR: ``<name>.png`` in LR_DIR, else MATLAB
     bicubic of the original)."""
     images, _, rest = spec.partition(':')
-    labels_dir, _, lr_dir = rest.partition(':')
+    labels_dir, _, lq_dir = rest.partition(':')
     if not labels_dir:
         raise ValueError(f'--multigt {spec!r}: expected IMAGES_DIR:LABELS_DIR[:LR_DIR].')
     source = MultiGTSource(images, 'hggt', dataroot_label=labels_dir)
@@ -116,9 +116,9 @@ def multigt_items(spec: str, scale: int) -> list[MultiGTItem]:
         h, w = gts[0].shape[:2]
         gts = [g[:h - h % scale, :w - w % scale] for g in gts]
         positives = [gts[k] for k in range(len(gts)) if labels[i, k] == POSITIVE] or [gts[0]]
-        pair = TestPair(name, source.path(name, 0), osp.join(lr_dir, f'{name}.png') if lr_dir else None)
-        if pair.lr_path is not None and not osp.isfile(pair.lr_path):
-            raise FileNotFoundError(f'{pair.lr_path}: LR image of item "{name}" missing.')
+        pair = TestPair(name, source.path(name, 0), osp.join(lq_dir, f'{name}.png') if lq_dir else None)
+        if pair.lq_path is not None and not osp.isfile(pair.lq_path):
+            raise FileNotFoundError(f'{pair.lq_path}: LR image of item "{name}" missing.')
         _, lr = load_pair(pair, scale)
         items.append(MultiGTItem(name, lr, positives))
     return items
@@ -152,8 +152,8 @@ def run(args: argparse.Namespace) -> tuple[list[dict], list[dict], dict[str, str
     args.scale = common_scale(archs, args.scale)
     datasets = []
     for name, spec in parse_named(args.dataset or [], 'dataset'):
-        hr_dir, _, lr_dir = spec.partition(':')
-        datasets.append((name, list_pairs(hr_dir, lr_dir or None, args.lq_filename_tmpl)))
+        gt_dir, _, lq_dir = spec.partition(':')
+        datasets.append((name, list_pairs(gt_dir, lq_dir or None, args.lq_filename_tmpl)))
     for name, spec in parse_named(args.multigt or [], 'multigt'):
         datasets.append((name, multigt_items(spec, args.scale)))
     if not datasets:

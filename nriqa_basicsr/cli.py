@@ -14,13 +14,15 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
 __all__ = ['COMMANDS', 'README_BEGIN', 'README_END', 'RETIRED', 'VOCABULARY', 'add_batch_size', 'add_dataroot',
            'add_device', 'add_network_g', 'add_no_progress', 'add_opt', 'add_output', 'add_overwrite',
-           'add_param_key', 'add_scale', 'add_seed', 'add_tile', 'add_weights_dir', 'build_parser_of', 'flag_table',
+           'add_param_key', 'add_scale', 'add_seed', 'add_tile', 'add_weights_dir', 'build_parser_of', 'existing_file',
+           'flag_table',
            'main', 'parse_network_g', 'readme_table', 'readme_with_table', 'resolve_device']
 
 # Shared flags: the meaning every tool gives them (tool-specific detail goes into the tool's --help only).
@@ -79,6 +81,7 @@ COMMANDS: dict[str, str] = {
     'nriqa-create-lmdb': 'nriqa_basicsr.data.lmdb',
     'nriqa-demo': 'nriqa_basicsr.demo.run',
     'nriqa-detect-arch': 'nriqa_basicsr.archs.detect',
+    'nriqa-guard-noise': 'nriqa_basicsr.guard_noise',
     'nriqa-make-demo-data': 'nriqa_basicsr.demo.data',
     'nriqa-merge-lora': 'nriqa_basicsr.merge_lora',
     'nriqa-reproduce': 'nriqa_basicsr.reproduce',
@@ -87,9 +90,19 @@ COMMANDS: dict[str, str] = {
 }
 
 
-def add_opt(parser: argparse.ArgumentParser, required: bool = True, help: str | None = None) -> None:
+def existing_file(path: str) -> str:
+    """argparse ``type`` of a file the tool reads: refused at parse time, with the flag named by argparse."""
+    if not os.path.isfile(path):
+        raise argparse.ArgumentTypeError(f'{path}: no such file')
+    return path
+
+
+def add_opt(parser: argparse.ArgumentParser, required: bool = True, help: str | None = None,
+            must_exist: bool = False) -> None:
+    """``-opt FILE``; ``must_exist``: refused by argparse when the file is missing (tools that report a missing
+    file their own way leave it off)."""
     parser.add_argument('-opt', '--opt', dest='opt', required=required, metavar='FILE',
-                        help=help or VOCABULARY['-opt'])
+                        type=existing_file if must_exist else str, help=help or VOCABULARY['-opt'])
 
 
 def add_output(parser: argparse.ArgumentParser, required: bool = False, default: str | None = None,

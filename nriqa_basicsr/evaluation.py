@@ -27,28 +27,28 @@ __all__ = ['MetricSuite', 'TestPair', 'bicubic_upscale', 'checkpoint_series', 'l
 @dataclass(frozen=True)
 class TestPair:
     name: str
-    hr_path: str
-    lr_path: str | None  # None: LR made from the mod-cropped HR with MATLAB bicubic
+    gt_path: str
+    lq_path: str | None  # None: LR made from the mod-cropped HR with MATLAB bicubic
 
 
-def list_pairs(hr_dir: str, lr_dir: str | None = None, lr_tmpl: str = '{}') -> list[TestPair]:
-    """HR images of a folder, each with its LR file ``lr_tmpl.format(stem)`` when ``lr_dir`` is given."""
-    if not osp.isdir(hr_dir):
-        raise FileNotFoundError(f'{hr_dir}: no such folder.')
-    names = list_images(hr_dir)
+def list_pairs(gt_dir: str, lq_dir: str | None = None, lq_tmpl: str = '{}') -> list[TestPair]:
+    """HR images of a folder, each with its LR file ``lq_tmpl.format(stem)`` when ``lq_dir`` is given."""
+    if not osp.isdir(gt_dir):
+        raise FileNotFoundError(f'{gt_dir}: no such folder.')
+    names = list_images(gt_dir)
     if not names:
-        raise ValueError(f'{hr_dir}: no images found.')
+        raise ValueError(f'{gt_dir}: no images found.')
     pairs = []
     for fname in names:
         stem, ext = osp.splitext(fname)
-        lr_path = None
-        if lr_dir is not None:
-            candidates = [osp.join(lr_dir, lr_tmpl.format(stem) + e) for e in (ext, '.png')]
-            lr_path = next((c for c in candidates if osp.isfile(c)), None)
-            if lr_path is None:
-                raise FileNotFoundError(f'{osp.join(hr_dir, fname)}: no LR image {candidates[0]} '
+        lq_path = None
+        if lq_dir is not None:
+            candidates = [osp.join(lq_dir, lq_tmpl.format(stem) + e) for e in (ext, '.png')]
+            lq_path = next((c for c in candidates if osp.isfile(c)), None)
+            if lq_path is None:
+                raise FileNotFoundError(f'{osp.join(gt_dir, fname)}: no LR image {candidates[0]} '
                                         f'(check --lq-filename-tmpl).')
-        pairs.append(TestPair(stem, osp.join(hr_dir, fname), lr_path))
+        pairs.append(TestPair(stem, osp.join(gt_dir, fname), lq_path))
     return pairs
 
 
@@ -61,23 +61,23 @@ def _read(path: str) -> np.ndarray:
 
 def load_pair(pair: TestPair, scale: int) -> tuple[np.ndarray, np.ndarray]:
     """(HR mod-cropped to a multiple of ``scale``, LR) as BGR uint8; LR sizes are checked against the HR."""
-    hr = _read(pair.hr_path)
-    h, w = hr.shape[:2]
-    hr = hr[:h - h % scale, :w - w % scale]
-    if pair.lr_path is None:
-        lr = np.clip(imresize(hr.astype(np.float64) / 255.0, 1 / scale) * 255.0, 0, 255).round().astype(np.uint8)
-        return hr, lr
-    lr = _read(pair.lr_path)
-    if lr.shape[0] * scale != hr.shape[0] or lr.shape[1] * scale != hr.shape[1]:
-        raise ValueError(f'{pair.lr_path} is {lr.shape[1]}x{lr.shape[0]} but {pair.hr_path} (mod-cropped to '
-                         f'{hr.shape[1]}x{hr.shape[0]}) needs an x{scale} LR of {hr.shape[1] // scale}x'
-                         f'{hr.shape[0] // scale}.')
-    return hr, lr
+    gt = _read(pair.gt_path)
+    h, w = gt.shape[:2]
+    gt = gt[:h - h % scale, :w - w % scale]
+    if pair.lq_path is None:
+        lq = np.clip(imresize(gt.astype(np.float64) / 255.0, 1 / scale) * 255.0, 0, 255).round().astype(np.uint8)
+        return gt, lq
+    lq = _read(pair.lq_path)
+    if lq.shape[0] * scale != gt.shape[0] or lq.shape[1] * scale != gt.shape[1]:
+        raise ValueError(f'{pair.lq_path} is {lq.shape[1]}x{lq.shape[0]} but {pair.gt_path} (mod-cropped to '
+                         f'{gt.shape[1]}x{gt.shape[0]}) needs an x{scale} LR of {gt.shape[1] // scale}x'
+                         f'{gt.shape[0] // scale}.')
+    return gt, lq
 
 
-def bicubic_upscale(lr: np.ndarray, scale: int) -> np.ndarray:
+def bicubic_upscale(lq: np.ndarray, scale: int) -> np.ndarray:
     """MATLAB-compatible bicubic upscaling (basicsr's ``imresize``), the usual baseline row."""
-    return np.clip(imresize(lr.astype(np.float64) / 255.0, scale) * 255.0, 0, 255).round().astype(np.uint8)
+    return np.clip(imresize(lq.astype(np.float64) / 255.0, scale) * 255.0, 0, 255).round().astype(np.uint8)
 
 
 class MetricSuite:
@@ -135,21 +135,21 @@ class MetricSuite:
         view.names = names
         return view
 
-    def __call__(self, sr: np.ndarray, hr: np.ndarray | None) -> dict[str, float]:
+    def __call__(self, sr: np.ndarray, gt: np.ndarray | None) -> dict[str, float]:
         import torch
 
         out = {}
         border = self.scale
         for name in self.names:
             if name == 'psnr':
-                out[name] = calculate_psnr(sr, hr, border, test_y_channel=self.y_channel)
+                out[name] = calculate_psnr(sr, gt, border, test_y_channel=self.y_channel)
             elif name == 'ssim':
-                out[name] = calculate_ssim(sr, hr, border, test_y_channel=self.y_channel)
+                out[name] = calculate_ssim(sr, gt, border, test_y_channel=self.y_channel)
             else:
                 scorer = self.scorers[name]
                 with torch.no_grad():
                     x = image_to_tensor(sr, border)
-                    ref = image_to_tensor(hr, border) if scorer.info.mode == 'FR' else None
+                    ref = image_to_tensor(gt, border) if scorer.info.mode == 'FR' else None
                     out[name] = float(scorer.raw(x, ref)[0])
         return out
 

@@ -316,7 +316,7 @@ def _data_source(path: str) -> tuple[str, str]:
         return (f'the HGGT {part}: {archive} (described in {HGGT_README}; non-commercial research only)',
                 f'unpack so that this folder exists: {path}')
     if '/demo/' in low:
-        return 'generated: .venv/bin/python scripts/make_demo_data.py -o datasets/demo', path
+        return 'generated: nriqa-make-demo-data -o datasets/demo', path
     if any(s in low for s in ('set5', 'set14', 'bsd100', 'urban100', 'div2k', 'df2k', 'flickr2k')):
         return (f'BasicSR\'s dataset preparation guide: {BASICSR_DATASETS}',
                 f'{path} (see README "Getting the real data and weights" for the benchmark layout)')
@@ -328,7 +328,7 @@ def _score_file_source(path: str, block: dict[str, Any], opt: dict[str, Any]) ->
     metrics = ' '.join(block.get('score_metrics') or []) if isinstance(block.get('score_metrics'), (list, dict)) \
         else (block.get('score_metrics') or 'musiq')
     grid = f' --grid 32 --crop {block.get("gt_size", 256)}' if selection.get('policy') == 'amo_cached' else ''
-    return (f'made by: .venv/bin/python scripts/score_gts.py --dataroot {block.get("dataroot_gt")} '
+    return (f'made by: nriqa-score-gts --dataroot {block.get("dataroot_gt")} '
             f'--layout {block.get("layout", "generic")} --metrics {metrics}{grid} -o {path}')
 
 

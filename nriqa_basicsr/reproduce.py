@@ -244,25 +244,25 @@ def _list_images(folder: str) -> list[str]:
     return list_images(folder)
 
 
-def degrade_test_set(hr_dir: str, out_dir: str, seed: int, scale: int = 4, names: Sequence[str] | None = None,
-                     lr_tmpl: str = '{}x4') -> str:
-    """Write the fixed-seed Real-ESRGAN-degraded LR of every HR image in ``hr_dir`` (mod-cropped to ``scale``)
-    to ``out_dir/<lr_tmpl>.png``, image ``i`` with seed ``seed + i``; an existing complete folder is kept."""
+def degrade_test_set(gt_dir: str, out_dir: str, seed: int, scale: int = 4, names: Sequence[str] | None = None,
+                     lq_tmpl: str = '{}x4') -> str:
+    """Write the fixed-seed Real-ESRGAN-degraded LR of every HR image in ``gt_dir`` (mod-cropped to ``scale``)
+    to ``out_dir/<lq_tmpl>.png``, image ``i`` with seed ``seed + i``; an existing complete folder is kept."""
     import cv2
 
     from nriqa_basicsr.atomic import atomic_path
     from nriqa_basicsr.data.degradation import degrade_image
 
-    files = [f for f in _list_images(hr_dir) if names is None or osp.splitext(f)[0] in names]
+    files = [f for f in _list_images(gt_dir) if names is None or osp.splitext(f)[0] in names]
     os.makedirs(out_dir, exist_ok=True)
     for i, fname in enumerate(files):
         stem = osp.splitext(fname)[0]
-        target = osp.join(out_dir, lr_tmpl.format(stem) + '.png')
+        target = osp.join(out_dir, lq_tmpl.format(stem) + '.png')
         if osp.isfile(target):
             continue
-        img = cv2.imread(osp.join(hr_dir, fname), cv2.IMREAD_COLOR)
+        img = cv2.imread(osp.join(gt_dir, fname), cv2.IMREAD_COLOR)
         if img is None:
-            raise ValueError(f'{osp.join(hr_dir, fname)}: unreadable image.')
+            raise ValueError(f'{osp.join(gt_dir, fname)}: unreadable image.')
         h, w = img.shape[:2]
         lq = degrade_image(np.ascontiguousarray(img[:h - h % scale, :w - w % scale]), scale, seed + i)
         with atomic_path(target) as tmp:
@@ -442,18 +442,18 @@ def eval_datasets(cfg: ReproduceConfig, log: Any) -> list[tuple[str, str, str]]:
     out = []
     for set_name in cfg.profile.eval_sets:
         base = osp.join(cfg.shared, 'benchmarks', set_name)
-        hr_dir, lr_dir = osp.join(base, 'HR'), osp.join(base, 'LR_bicubic', 'X4')
-        files = _list_images(hr_dir)
+        gt_dir, lq_dir = osp.join(base, 'HR'), osp.join(base, 'LR_bicubic', 'X4')
+        files = _list_images(gt_dir)
         if cfg.profile.eval_images is not None:
             files = files[:cfg.profile.eval_images]
-            hr_dir = _subset(hr_dir, osp.join(cfg.work, 'benchmarks', set_name, 'HR'), files)
-            lr_dir = _subset(lr_dir, osp.join(cfg.work, 'benchmarks', set_name, 'LR_bicubic', 'X4'),
+            gt_dir = _subset(gt_dir, osp.join(cfg.work, 'benchmarks', set_name, 'HR'), files)
+            lq_dir = _subset(lq_dir, osp.join(cfg.work, 'benchmarks', set_name, 'LR_bicubic', 'X4'),
                              [f'{osp.splitext(f)[0]}x4.png' for f in files])
         degraded = osp.join(cfg.work, 'benchmarks', set_name, f'LR_realesrgan_seed{cfg.seed}', 'X4')
         start = time.time()
         degrade_test_set(osp.join(base, 'HR'), degraded, cfg.seed, names=[osp.splitext(f)[0] for f in files])
         log(f'  {set_name}: Real-ESRGAN-degraded LR in {degraded} ({time.time() - start:.0f} s)')
-        out += [(f'{set_name}', hr_dir, lr_dir), (f'{set_name}-RealESRGAN', hr_dir, degraded)]
+        out += [(f'{set_name}', gt_dir, lq_dir), (f'{set_name}-RealESRGAN', gt_dir, degraded)]
     return out
 
 
@@ -584,7 +584,7 @@ def plot_perception_distortion(rows: list[dict[str, Any]], datasets: Sequence[st
     plt.close(fig)
 
 
-def plot_crops(image_root: str, models: Sequence[str], hr_path: str, ds_name: str, image: str, path: str,
+def plot_crops(image_root: str, models: Sequence[str], gt_path: str, ds_name: str, image: str, path: str,
                crop: int = 96) -> None:
     """Side-by-side crops (HR + each arm) of one image, taken where the HR has the most texture."""
     import cv2
@@ -595,7 +595,7 @@ def plot_crops(image_root: str, models: Sequence[str], hr_path: str, ds_name: st
 
     from nriqa_basicsr.atomic import atomic_path
 
-    hr = cv2.imread(hr_path, cv2.IMREAD_COLOR)
+    hr = cv2.imread(gt_path, cv2.IMREAD_COLOR)
     h, w = hr.shape[:2]
     hr = hr[:h - h % 4, :w - w % 4]
     grey = cv2.cvtColor(hr, cv2.COLOR_BGR2GRAY).astype(np.float32)
@@ -735,11 +735,11 @@ def write_report(cfg: ReproduceConfig, rows: list[dict[str, Any]], dataset_names
                                                                                         'perception_distortion.png'))
     models = list(dict.fromkeys(r['model'] for r in rows))
     crops = []
-    for name, hr_dir, _ in datasets:
-        files = _list_images(hr_dir)
+    for name, gt_dir, _ in datasets:
+        files = _list_images(gt_dir)
         pick = next((f for f in files if osp.splitext(f)[0] in CROP_IMAGES), files[0])
         target = osp.join(cfg.out, f'crops_{name}.png')
-        plot_crops(osp.join(bench_dir, 'images'), models, osp.join(hr_dir, pick), name, osp.splitext(pick)[0], target)
+        plot_crops(osp.join(bench_dir, 'images'), models, osp.join(gt_dir, pick), name, osp.splitext(pick)[0], target)
         crops.append(osp.basename(target))
     guard_lines, guard_plots = [], []
     for arm in arms_of(cfg):

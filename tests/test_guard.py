@@ -9,7 +9,6 @@ import re
 import signal
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -313,7 +312,7 @@ def test_train_py_exits_with_the_guard_status_keeping_the_best(data, tmp_path, r
 @pytest.mark.slow
 def test_best_checkpoints_survive_sigkill_and_auto_resume(data, tmp_path, run_names):
     import yaml
-    from test_reliability import _HARNESS
+    from test_reliability import run_under_harness
 
     root, scores = data
     name = f'pytest_guard_kill_{uuid.uuid4().hex[:6]}'
@@ -333,21 +332,10 @@ def test_best_checkpoints_survive_sigkill_and_auto_resume(data, tmp_path, run_na
     # renames per interval of 2: net_g, state, (first validation: best.json), a best file when kept, best.json,
     # summary.png, summary.md; the kills land inside those, then at a random moment
     for mode, count in (('before_rename', 4), ('before_rename', 6), ('random', 0), ('finish', 0)):
-        cmd = [sys.executable, '-c', _HARNESS, 'random' if mode == 'finish' else mode, str(count), REPO_ROOT,
-               '-opt', str(yml), '--auto_resume'] + (['--force_yml', 'train:total_iter=12'] if mode == 'finish'
-                                                     else [])
-        console = tmp_path / f'console_{mode}_{count}.txt'
-        with open(console, 'w') as out:
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-            if mode == 'random':
-                deadline = time.time() + 120
-                while proc.poll() is None and time.time() < deadline and 'Best checkpoints' not in console.read_text():
-                    time.sleep(0.05)
-                time.sleep(random.Random(1).uniform(0.0, 1.0))
-                proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=300)
-        text = console.read_text()
-        assert proc.returncode == (0 if mode == 'finish' else -signal.SIGKILL), text[-3000:]
+        returncode, text = run_under_harness(mode, count, yml, tmp_path / f'console_{mode}_{count}.txt',
+                                             'Best checkpoints', random.Random(1).uniform(0.0, 1.0),
+                                             ['--force_yml', 'train:total_iter=12'] if mode == 'finish' else [])
+        assert returncode == (0 if mode == 'finish' else -signal.SIGKILL), text[-3000:]
         index = json.loads(open(osp.join(models, 'best.json')).read())
         iters = [e['iter'] for e in index['history']]
         # in order, once each; a kill inside the validation of a checkpointed iteration loses that one entry

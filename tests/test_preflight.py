@@ -27,7 +27,7 @@ NET_G = {'type': 'RRDBNet', 'num_in_ch': 3, 'num_out_ch': 3, 'num_feat': 8, 'num
 SOURCES = {
     'dataset': HGGT_TRAIN,
     'labels': 'HGGT training archive',
-    'score file': 'scripts/score_gts.py --dataroot datasets/HGGT/Train/images/0-20193 --layout hggt',
+    'score file': 'nriqa-score-gts --dataroot datasets/HGGT/Train/images/0-20193 --layout hggt',
     'pretrained network': KNOWN_RELEASES['RealESRNet_x4plus.pth'],
     'VGG weights': 'https://download.pytorch.org/models/vgg19-dcbb9e9d.pth',
     'IQA weights': 'https://huggingface.co/chaofengc/IQA-PyTorch-Weights/resolve/main/musiq_koniq_ckpt-e95806b9.pth',

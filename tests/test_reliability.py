@@ -208,6 +208,25 @@ train_main(sys.argv.pop(1))
 '''
 
 
+def run_under_harness(mode: str, count: int, yml, console, started: str, delay: float,
+                      extra: list[str]) -> tuple[int, str]:
+    """Train ``yml`` with ``--auto_resume`` under :data:`_HARNESS`: ``mid_write`` / ``before_rename`` kill the
+    process inside its ``count``-th save, ``random`` SIGKILLs it ``delay`` s after ``started`` shows in the
+    console, ``finish`` runs to the end. Returns (exit status, console text)."""
+    cmd = [sys.executable, '-c', _HARNESS, 'random' if mode == 'finish' else mode, str(count), REPO_ROOT,
+           '-opt', str(yml), '--auto_resume', *extra]
+    with open(console, 'w') as out:
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
+        if mode == 'random':
+            deadline = time.time() + 120
+            while proc.poll() is None and time.time() < deadline and started not in console.read_text():
+                time.sleep(0.05)
+            time.sleep(delay)
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=300)
+    return proc.returncode, console.read_text()
+
+
 def _check_files_intact(exp):
     for sub in ('models', 'training_states'):
         folder = osp.join(exp, sub)
@@ -236,21 +255,11 @@ def test_sigkill_at_any_moment_never_corrupts_and_loses_at_most_one_interval(dat
     last_done = 0
     for mode, count in trials + [('finish', 0)]:
         total = (last_done // freq + 2) * freq  # a save interval boundary: net_g_<total>.pth is written
-        cmd = [sys.executable, '-c', _HARNESS, 'random' if mode == 'finish' else mode, str(count), REPO_ROOT,
-               '-opt', str(yml), '--auto_resume'] + (['--force_yml', f'train:total_iter={total}']
-                                                     if mode == 'finish' else [])
-        console = tmp_path / f'console_{mode}_{count}_{time.time()}.txt'
-        with open(console, 'w') as out:
-            proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT)
-            if mode == 'random':
-                # kill at a random moment once training runs (log lines "[epoch: E, iter: N"), saves included
-                deadline = time.time() + 120
-                while proc.poll() is None and time.time() < deadline and '[epoch:' not in console.read_text():
-                    time.sleep(0.05)
-                time.sleep(rng.uniform(0.0, 1.5))
-                proc.send_signal(signal.SIGKILL)
-            proc.wait(timeout=300)
-        text = console.read_text()
+        # random: a kill at a random moment once training runs (log lines "[epoch: E, iter: N"), saves included
+        returncode, text = run_under_harness(
+            mode, count, yml, tmp_path / f'console_{mode}_{count}_{time.time()}.txt', '[epoch:',
+            rng.uniform(0.0, 1.5) if mode == 'random' else 0.0,
+            ['--force_yml', f'train:total_iter={total}'] if mode == 'finish' else [])
         resumed = re.search(r'Resuming training from epoch: \d+, iter: (\d+)', text)
         start = int(resumed.group(1)) if resumed else 0
         assert last_done - start <= freq, (mode, last_done, start, text[-2000:])  # lost at most one interval
@@ -258,9 +267,9 @@ def test_sigkill_at_any_moment_never_corrupts_and_loses_at_most_one_interval(dat
         last_done = max(done + [start])
         _check_files_intact(exp)
         if mode == 'finish':
-            assert proc.returncode == 0, text[-3000:]
+            assert returncode == 0, text[-3000:]
         else:
-            assert proc.returncode == -signal.SIGKILL, (mode, text[-3000:])
+            assert returncode == -signal.SIGKILL, (mode, text[-3000:])
     models = os.listdir(osp.join(exp, 'models'))
     assert f'net_g_{total}.pth' in models and 'net_g_latest.pth' in models
     assert not [n for n in models if n.startswith('.tmp-')]  # leftovers of killed saves were cleaned up

@@ -120,7 +120,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags of ``nriqa-bench-precision``."""
     parser = argparse.ArgumentParser(prog='nriqa-bench-precision', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_opt(parser, help='option file whose networks and losses are trained')
+    cli.add_opt(parser, help='option file whose networks and losses are trained', must_exist=True)
     cli.add_device(parser)
     parser.add_argument('--amp', default='bf16', choices=['bf16', 'fp16'],
                         help='the low precision compared with fp32 (default: bf16)')
@@ -140,8 +140,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``nriqa-bench-precision``: print the runs and the verdict (and write ``-o``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not osp.isfile(args.opt):
-        parser.error(f'-opt {args.opt}: no such option file')
     result = run(args)
     for name, r in result['runs'].items():
         print(f'{name:<16} train loss (last 20%) {r["train_loss_tail"]:.5f}   val PSNR-Y {r["val_psnr_y"]:.3f} dB')

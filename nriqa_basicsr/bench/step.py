@@ -298,8 +298,9 @@ def build_parser() -> argparse.ArgumentParser:
     """The flags of ``nriqa-bench-step``."""
     parser = argparse.ArgumentParser(prog='nriqa-bench-step', description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_opt(parser, help='NRIQAModel option file (model (b))')
-    parser.add_argument('--baseline-opt', metavar='FILE', help='option file of the baseline (default: -opt); its '
+    cli.add_opt(parser, help='NRIQAModel option file (model (b))', must_exist=True)
+    parser.add_argument('--baseline-opt', metavar='FILE', type=cli.existing_file,
+                        help='option file of the baseline (default: -opt); its '
                         'network_d, losses and optimizers, without our sections, in fp32')
     parser.add_argument('--baseline', default='SRGANModel', choices=['SRGANModel', 'ESRGANModel'],
                         help='BasicSR model of the baseline (default: SRGANModel)')
@@ -321,10 +322,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``nriqa-bench-step``: print the table (and write ``-o``)."""
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not osp.isfile(args.opt):
-        parser.error(f'-opt {args.opt}: no such option file')
-    if args.baseline_opt and not osp.isfile(args.baseline_opt):
-        parser.error(f'--baseline-opt {args.baseline_opt}: no such option file')
     result = run(args)
     print_table(result)
     if args.output:

@@ -123,7 +123,7 @@ class MultiGTOptions(Section):
                                                 'needs labels)')
     report_counts: bool = option(True, 'log groups, per-variant label counts and groups without positives at '
                                        'start-up')
-    score_file: str | None = option(None, 'offline scores (`scripts/score_gts.py`) for `sma`/`smp`/`amo_cached`')
+    score_file: str | None = option(None, 'offline scores (`nriqa-score-gts`) for `sma`/`smp`/`amo_cached`')
     score_metrics: dict[str, float] | None = option(None, '`{metric: weight}` ensemble of the file\'s metrics',
                                                     parse=metric_weights(positive=True), kind='dict/list/str',
                                                     shown='all metrics in the file')

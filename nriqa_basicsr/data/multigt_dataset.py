@@ -246,7 +246,7 @@ class MultiGTDataset(data.Dataset):
                     raise ScoreFileError(
                         f'{self.config.score_file}: no grid score for the crop at ({top}, {left}) of group "{name}" '
                         f'({w}x{h}); the score grid was made for other image sizes. Rescore with '
-                        f'scripts/score_gts.py --grid {self.grid_stride} --crop {self.gt_size} --overwrite.')
+                        f'nriqa-score-gts --grid {self.grid_stride} --crop {self.gt_size} --overwrite.')
                 out['grid_scores'] = torch.from_numpy(cell.astype(np.float32))
         return out
 

@@ -9,7 +9,7 @@ Two layouts:
   non-original variants (default ``'{name}'``); labels optional, in HGGT's JSON format.
 
 With ``io_backend: {type: lmdb}`` ``dataroot_gt`` holds ``<variant>.lmdb`` folders made by
-``scripts/create_lmdb_multigt.py`` (keys = file stems, BasicSR's ``meta_info.txt``).
+``nriqa-create-lmdb`` (keys = file stems, BasicSR's ``meta_info.txt``).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ _META_LINE = re.compile(r'^(?P<file>.+?) \((?P<shape>\d+,\d+,\d+)\) (?P<level>-?
 def _read_meta_info(lmdb_path: str) -> list[str]:
     meta = osp.join(lmdb_path, 'meta_info.txt')
     if not osp.isfile(meta):
-        raise MultiGTLayoutError(f'{meta}: missing; build LMDBs with scripts/create_lmdb_multigt.py.')
+        raise MultiGTLayoutError(f'{meta}: missing; build LMDBs with nriqa-create-lmdb.')
     keys = []
     with open(meta, encoding='utf-8') as f:
         for number, line in enumerate(f, start=1):
@@ -53,7 +53,7 @@ def _read_meta_info(lmdb_path: str) -> list[str]:
             match = _META_LINE.match(line.rstrip('\n'))
             if match is None:
                 raise MultiGTLayoutError(f'{meta}:{number}: not a BasicSR meta_info line ("<key>.png (h,w,c) '
-                                         f'<level>"): {line.strip()!r}. Rebuild with scripts/create_lmdb_multigt.py.')
+                                         f'<level>"): {line.strip()!r}. Rebuild with nriqa-create-lmdb.')
             keys.append(match['file'].rsplit('.', 1)[0])
     return keys
 
@@ -68,7 +68,7 @@ def _check_meta_info_complete(lmdb_path: str, keys: set[str]) -> None:
         env = lmdb.open(lmdb_path, readonly=True, lock=False, readahead=False, meminit=False)
     except lmdb.Error as exc:
         raise MultiGTLayoutError(f'{lmdb_path}: cannot be opened as an LMDB ({exc}); rebuild it with '
-                                 f'scripts/create_lmdb_multigt.py.') from exc
+                                 f'nriqa-create-lmdb.') from exc
     try:
         check_lmdb_size(env, lmdb_path)
         if env.stat()['entries'] == len(keys):
@@ -82,7 +82,7 @@ def _check_meta_info_complete(lmdb_path: str, keys: set[str]) -> None:
               f'it lists {len(absent)} key(s) the LMDB does not hold, e.g. "{absent[0]}"' if absent else
               'it lists keys more than once')
     raise MultiGTLayoutError(f'{meta}: does not match {lmdb_path} ({detail}); the listing is damaged. Rebuild with '
-                             f'scripts/create_lmdb_multigt.py.')
+                             f'nriqa-create-lmdb.')
 
 
 class LmdbReadError(MultiGTLayoutError, OSError):
@@ -90,7 +90,7 @@ class LmdbReadError(MultiGTLayoutError, OSError):
 
 
 _LMDB_FIX = ('Check the disk (free space, `dmesg` for I/O errors, an interrupted copy) and rebuild the LMDB with '
-             'scripts/create_lmdb_multigt.py (or copy it again).')
+             'nriqa-create-lmdb (or copy it again).')
 
 
 def check_lmdb_size(env: Any, lmdb_path: str) -> None:
@@ -175,7 +175,7 @@ class MultiGTSource:
                 if missing:
                     raise MultiGTLayoutError(
                         f'{self._lmdb_path(variant)}: {len(missing)} group(s) have no key, e.g. '
-                        f'"{self.stem(missing[0], k)}". Rebuild it with scripts/create_lmdb_multigt.py.')
+                        f'"{self.stem(missing[0], k)}". Rebuild it with nriqa-create-lmdb.')
             for variant in self.variants:
                 _check_meta_info_complete(self._lmdb_path(variant), keys[variant])
             return names

@@ -136,13 +136,13 @@ class ScoreTable:
         if content is not None and stored is not None and stored != content:
             raise ScoreFileError(f'{path}: the images differ from the ones scored (same names, other content: '
                                  f'another dataset with the same file names, or images changed since scoring; '
-                                 f'scored root {self.meta.get("dataset_root")}). Rescore with scripts/score_gts.py '
+                                 f'scored root {self.meta.get("dataset_root")}). Rescore with nriqa-score-gts '
                                  f'--overwrite.')
 
     def _check_listing(self, path: str, groups: Sequence[str], variants: Sequence[str]) -> None:
         if list(self.meta.get('variants', [])) != list(variants):
             raise ScoreFileError(f'{path}: scored variants {self.meta.get("variants")} but the dataset has '
-                                 f'{list(variants)}; rescore with scripts/score_gts.py.')
+                                 f'{list(variants)}; rescore with nriqa-score-gts.')
         known = set(self.groups)
         missing = [g for g in groups if g not in known]
         if not missing and self.meta.get('fingerprint') == dataset_fingerprint(groups, variants):
@@ -150,13 +150,13 @@ class ScoreTable:
         if len(missing) == len(groups):
             raise ScoreFileError(f'{path}: belongs to another dataset (root {self.meta.get("dataset_root")}); '
                                  f'none of this dataset\'s groups were scored. Point score_file at the right '
-                                 f'file or run scripts/score_gts.py on this dataset.')
+                                 f'file or run nriqa-score-gts on this dataset.')
         if missing:
             raise ScoreFileError(f'{path}: {len(missing)} of {len(groups)} groups have no scores (e.g. '
-                                 f'"{missing[0]}"); the file is stale. Rerun scripts/score_gts.py with the same '
+                                 f'"{missing[0]}"); the file is stale. Rerun nriqa-score-gts with the same '
                                  f'--output to score them.')
         raise ScoreFileError(f'{path}: was computed on a different listing of this dataset ({len(self.groups)} '
-                             f'groups scored, {len(groups)} now); it is stale. Rerun scripts/score_gts.py.')
+                             f'groups scored, {len(groups)} now); it is stale. Rerun nriqa-score-gts.')
 
 
 def save_score_table(path: str, table: ScoreTable) -> None:
@@ -173,7 +173,7 @@ def save_score_table(path: str, table: ScoreTable) -> None:
 def load_score_table(path: str) -> ScoreTable:
     """Load without unpickling; errors name the file and say how to fix it."""
     if not osp.isfile(path):
-        raise ScoreFileError(f'score_file {path}: no such file; make it with scripts/score_gts.py.')
+        raise ScoreFileError(f'score_file {path}: no such file; make it with nriqa-score-gts.')
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
@@ -183,18 +183,18 @@ def load_score_table(path: str) -> ScoreTable:
     except Exception as exc:  # zipfile/OSError/EOFError for truncated or foreign files
         raise ScoreFileError(f'{path}: not a readable score file ({type(exc).__name__}: {exc}).') from exc
     if 'meta' not in arrays or 'groups' not in arrays:
-        raise ScoreFileError(f'{path}: not a score file of scripts/score_gts.py (no meta/groups arrays).')
+        raise ScoreFileError(f'{path}: not a score file of nriqa-score-gts (no meta/groups arrays).')
     try:
         meta = json.loads(str(arrays['meta']))
     except ValueError as exc:
         raise ScoreFileError(f'{path}: its meta header is not JSON ({exc}); rescore with '
-                             f'scripts/score_gts.py.') from exc
+                             f'nriqa-score-gts.') from exc
     if not isinstance(meta, dict):
-        raise ScoreFileError(f'{path}: its meta header is not a mapping; rescore with scripts/score_gts.py.')
+        raise ScoreFileError(f'{path}: its meta header is not a mapping; rescore with nriqa-score-gts.')
     if meta.get('format') != FORMAT:
         raise ScoreFileError(f'{path}: format {meta.get("format")!r}, expected {FORMAT!r}.')
     if not isinstance(meta.get('variants'), list):
-        raise ScoreFileError(f'{path}: its meta header has no list of variants; rescore with scripts/score_gts.py.')
+        raise ScoreFileError(f'{path}: its meta header has no list of variants; rescore with nriqa-score-gts.')
     groups = [str(g) for g in arrays['groups']]
     scores = {k[len('scores__'):]: v for k, v in arrays.items() if k.startswith('scores__')}
     grids = {k[len('grid__'):]: v for k, v in arrays.items() if k.startswith('grid__')}
