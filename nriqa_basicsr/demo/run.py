@@ -253,8 +253,9 @@ def write_report(out: str, rows: list[dict[str, Any]], durations: dict[str, floa
             f'{k} {v:.0f} s' for k, v in durations.items()) + '.']
     if machine:
         lines += ['', f'Machine: {machine}. Reproducible: the same machine, thread count and seed give the same '
-                      'table; another CPU (its float kernels, BLAS, thread count) trains to different numbers '
-                      '(e.g. Ori 25.33 vs 25.84 dB PSNR), so compare models within one run of this report.']
+                      'table; another CPU (its float kernels, BLAS, thread count) may train to different numbers '
+                      '(a few hundred steps amplify last-bit differences), so compare models within one run of this '
+                      'report.']
     lines += ['',
         f'What to look for: AMO trains on whichever GT crop {guide_name} prefers, so relative to Ori it is expected '
         f'to trade PSNR against the original for {guide_name}; FT adds a {guide_name} term with LoRA adapters only. '
