@@ -180,7 +180,7 @@ def test_lmdb_read_error_names_the_lmdb_and_the_key(lmdb_data, monkeypatch):
         source.read('g2', 1)
     message = str(info.value)
     assert message.startswith(f'{osp.join(lmdb_data, "v1.lmdb")}: reading key "g2" failed (')
-    assert 'Input/output error' in message and 'Check the disk' in message and 'create_lmdb_multigt.py' in message
+    assert 'Input/output error' in message and 'Check the disk' in message and 'nriqa-create-lmdb' in message
     assert isinstance(info.value, OSError) and isinstance(info.value, MultiGTLayoutError)
 
     ds = MultiGTDataset({'name': 'l', 'phase': 'train', 'scale': 4, 'layout': 'generic', 'gt_size': 32,
@@ -200,7 +200,7 @@ def test_truncated_or_garbage_lmdb_is_refused_before_any_read(lmdb_data):
     with open(data, 'r+b') as f:  # an interrupted copy: reading past the end would kill the process (SIGBUS)
         f.truncate(len(whole) // 2)
     with pytest.raises(LmdbReadError, match=rf'{data}: truncated \({len(whole) // 2} bytes; its pages need \d+\)\. '
-                                            r'Check the disk .*create_lmdb_multigt\.py'):
+                                            r'Check the disk .*nriqa-create-lmdb'):
         _lmdb_source(lmdb_data)
     paths = {v: osp.join(lmdb_data, f'{v}.lmdb') for v in ('original', 'v1')}
     with pytest.raises(LmdbReadError, match='v1.lmdb/data.mdb: truncated'):  # a worker opening it later
