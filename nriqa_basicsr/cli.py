@@ -19,6 +19,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from nriqa_basicsr.readme_block import read_block, replace_block, write_or_check
+
 __all__ = ['COMMANDS', 'README_BEGIN', 'README_END', 'RETIRED', 'VOCABULARY', 'add_batch_size', 'add_dataroot',
            'add_device', 'add_network_g', 'add_no_progress', 'add_opt', 'add_output', 'add_overwrite',
            'add_param_key', 'add_scale', 'add_seed', 'add_tile', 'add_weights_dir', 'build_parser_of', 'existing_file',
@@ -227,19 +229,12 @@ README_BEGIN, README_END = '<!-- cli-flags:begin -->', '<!-- cli-flags:end -->'
 def readme_with_table(text: str, table: str | None = None) -> str:
     """``text`` (the README) with the block between :data:`README_BEGIN` / :data:`README_END` replaced by
     ``table`` (default: :func:`flag_table`); nothing else changes."""
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if begin < 0 or end < begin:
-        raise ValueError(f'no {README_BEGIN} ... {README_END} block to replace (add both markers first).')
-    table = flag_table() if table is None else table
-    return text[:begin + len(README_BEGIN)] + '\n' + table + '\n' + text[end:]
+    return replace_block(text, README_BEGIN, README_END, flag_table() if table is None else table, 'flag table')
 
 
 def readme_table(text: str) -> str:
     """The flag table as the README holds it (between the markers)."""
-    begin, end = text.find(README_BEGIN), text.find(README_END)
-    if begin < 0 or end < begin:
-        raise ValueError(f'no {README_BEGIN} ... {README_END} block.')
-    return text[begin + len(README_BEGIN):end].strip('\n')
+    return read_block(text, README_BEGIN, README_END, 'flag table')
 
 
 def flag_table(commands: Sequence[str] | None = None) -> str:
@@ -270,30 +265,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     group.add_argument('--write-readme', metavar='FILE', help=f'replace the {README_BEGIN} block of FILE')
     group.add_argument('--check', metavar='FILE', help="exit 1 when FILE's block differs from the tools' parsers")
     args = parser.parse_args(argv)
-    if args.write_readme:
-        with open(args.write_readme, encoding='utf-8') as f:
-            text = f.read()
+    path = args.write_readme or args.check
+    if path:
         try:
-            new = readme_with_table(text)
+            status = write_or_check(path, README_BEGIN, README_END, flag_table(), bool(args.check),
+                                    'python -m nriqa_basicsr.cli --write-readme', 'flag table')
         except ValueError as exc:
-            parser.error(f'--write-readme {args.write_readme}: {exc}')
-        if new != text:
-            with open(args.write_readme, 'w', encoding='utf-8') as f:
-                f.write(new)
-        print(f'{args.write_readme}: flag table {"updated" if new != text else "already current"}')
-        return 0
-    if args.check:
-        with open(args.check, encoding='utf-8') as f:
-            text = f.read()
-        try:
-            current = readme_table(text) == flag_table()
-        except ValueError as exc:
-            parser.error(f'--check {args.check}: {exc}')
-        if not current:
-            print(f'{args.check}: the flag table is stale; run python -m nriqa_basicsr.cli --write-readme '
-                  f'{args.check}', file=sys.stderr)
-            return 1
-        return 0
+            parser.error(f'{"--check" if args.check else "--write-readme"} {path}: {exc}')
+        if not args.check:
+            print(f'{path}: flag table written')
+        return status
     print(flag_table())
     return 0
 

@@ -28,6 +28,7 @@ from nriqa_basicsr.config.sections import (
     NRIQALossOptions,
     NRIQATrainOptions,
 )
+from nriqa_basicsr.readme_block import replace_block, write_or_check
 
 __all__ = ['BEGIN', 'END', 'REFERENCE', 'render', 'replace_between_markers']
 
@@ -121,11 +122,7 @@ def render() -> str:
 
 def replace_between_markers(text: str, generated: str) -> str:
     """``text`` with the part between :data:`BEGIN` and :data:`END` replaced by ``generated``."""
-    start, end = text.find(BEGIN), text.find(END)
-    if start < 0 or end < start:
-        raise ValueError(f'the markers {BEGIN} ... {END} are missing; add them around the generated option '
-                         f'reference.')
-    return text[:start + len(BEGIN)] + '\n\n' + generated + '\n\n' + text[end:]
+    return replace_block(text, BEGIN, END, generated, 'option reference', pad='\n\n')
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -137,19 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.write or args.check):
         print(render())
         return 0
-    path = args.write or args.check
-    with open(path, encoding='utf-8') as f:
-        text = f.read()
-    updated = replace_between_markers(text, render())
-    if args.check:
-        if updated != text:
-            print(f'{path}: the option reference differs from the schemas; run python -m '
-                  f'nriqa_basicsr.config.reference --write {path}', file=sys.stderr)
-            return 1
-        return 0
-    with open(path, 'w', encoding='utf-8') as f:
-        f.write(updated)
-    return 0
+    return write_or_check(args.write or args.check, BEGIN, END, render(), bool(args.check),
+                          'python -m nriqa_basicsr.config.reference --write', 'option reference', pad='\n\n')
 
 
 if __name__ == '__main__':
